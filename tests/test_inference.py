@@ -1,0 +1,147 @@
+"""ground(), the official demo post-processing, and the pure post-processing functions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import shared_fixture
+
+from univtg_core import Moment, ground, load_model
+from univtg_core import postprocess as pp
+from univtg_core.inference import model_inputs, run_model, window_starts
+from univtg_core.spans import temporal_iou, temporal_nms
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return shared_fixture("univtg_reference")
+
+
+@pytest.fixture(scope="module")
+def model(reference):
+    return load_model(reference / "model_best.ckpt", device="cpu")
+
+
+def test_inputs_built_like_the_official_demo(model, reference):
+    data = np.load(reference / "io_single.npz")
+    vid, txt = model_inputs(data["vid_raw"], data["txt_raw"], model.config)
+    np.testing.assert_array_equal(vid, data["src_vid"][0])
+    np.testing.assert_array_equal(txt, data["src_txt"][0])
+    np.testing.assert_allclose(pp.clip_anchors(37, 2.0), data["timestamp"][:, 0], atol=1e-7)
+
+
+def test_demo_postprocess_matches_official(model, reference):
+    data = np.load(reference / "io_single.npz")
+    demo = json.loads((reference / "demo_postprocess.json").read_text())
+    out = run_model(model, data["vid_raw"], data["txt_raw"], clip_len=demo["clip_len"])
+    np.testing.assert_allclose(out["windows"], np.array(demo["pred_windows_seconds"]), atol=1e-4)
+    assert int(np.argmax(out["scores"])) == demo["top1_index"]
+    assert list(np.argsort(-out["scores"], kind="stable")[:5]) == demo["top5_indices"]
+    np.testing.assert_allclose(np.sort(out["scores"])[::-1][:5], demo["top5_confidences"], atol=1e-6)
+    assert int(np.argmax(out["saliency"])) == demo["top1_highlight_clip_index"]
+
+    pred = ground(data["vid_raw"], data["txt_raw"], clip_len=2.0, model=model, query=demo["query"])
+    assert pred.highlight == demo["top1_highlight_seconds"]
+    top_start, top_end = demo["top1_window_seconds"]
+    duration = 37 * 2.0
+    # The product clamps the official top-1 window to the video; its score is the official confidence.
+    assert pred.moments[0].start == pytest.approx(max(0.0, top_start), abs=1e-4)
+    assert pred.moments[0].end == pytest.approx(min(duration, top_end), abs=1e-4)
+    assert pred.moments[0].score == pytest.approx(demo["top1_confidence"], abs=1e-6)
+    assert all(0 <= m.start < m.end <= duration for m in pred.moments)
+    kept = np.array([[m.start, m.end] for m in pred.moments])
+    iou = temporal_iou(kept, kept)
+    assert (iou[~np.eye(len(kept), dtype=bool)] < 0.7).all(), "NMS must leave no pair above the threshold"
+
+
+def test_prediction_json_has_the_standard_fields(model, reference):
+    data = np.load(reference / "io_single.npz")
+    pred = ground(data["vid_raw"], data["txt_raw"], clip_len=2.0, model=model, query="q", duration=73.5)
+    record = pred.to_json()
+    assert record["query"] == "q" and record["duration"] == 73.5 and record["clip_len"] == 2.0
+    assert len(record["pred_saliency_scores"]) == 37
+    windows = record["pred_relevant_windows"]
+    assert [w[2] for w in windows] == sorted((w[2] for w in windows), reverse=True)
+    assert all(len(w) == 3 and w[1] <= 73.5 for w in windows)
+    assert record["pred_highlight"] == 8.0
+    assert record["pred_summary"] == sorted(record["pred_summary"]) and record["pred_summary"]
+    assert json.loads(pred.to_json_line()) == record
+
+
+def test_long_video_runs_in_overlapping_windows(model):
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(200, 512)).astype(np.float32)
+    tokens = rng.normal(size=(6, 512)).astype(np.float32)
+    pred = ground(feats, tokens, clip_len=2.0, model=model)
+    assert pred.saliency.shape == (200,)
+    assert all(0 <= m.start < m.end <= 400 for m in pred.moments)
+    # The first window is the model run on the first 75 clips alone.
+    alone = run_model(model, feats[:75], tokens, 2.0, max_window=75)
+    both = run_model(model, feats, tokens, 2.0)
+    np.testing.assert_allclose(both["scores"][:75], alone["scores"], atol=1e-6)
+
+
+def test_window_starts_cover_the_video():
+    assert window_starts(50, 75) == [0]
+    starts = window_starts(200, 75)
+    assert starts[0] == 0 and starts[-1] == 125 and all(b - a <= 37 for a, b in zip(starts, starts[1:]))
+
+
+def _planted(rng, n_per_segment=5, noise=0.1):
+    concepts = [rng.normal(size=512) for _ in range(3)]
+    feats = np.concatenate([np.tile(c, (n_per_segment, 1)) for c in concepts])
+    return concepts, feats + noise * rng.normal(size=feats.shape)
+
+
+def test_zero_shot_finds_the_planted_segment():
+    rng = np.random.default_rng(1)
+    concepts, feats = _planted(rng)
+    for k, expected in enumerate([(0, 10), (10, 20), (20, 30)]):
+        pred = ground(feats, concepts[k][None], clip_len=2.0)
+        assert pred.mode == "zero-shot"
+        assert temporal_iou([[pred.moments[0].start, pred.moments[0].end]], [expected])[0, 0] >= 0.99
+        assert expected[0] <= pred.highlight < expected[1]
+
+
+def test_zero_shot_uses_query_sentence_over_tokens():
+    rng = np.random.default_rng(2)
+    concepts, feats = _planted(rng)
+    tokens = rng.normal(size=(7, 512))  # token rows that mean nothing here
+    pred = ground(feats, tokens, clip_len=2.0, query_sentence=concepts[1])
+    assert (pred.moments[0].start, pred.moments[0].end) == (10.0, 20.0)
+
+
+def test_rank_moments_clamps_sorts_and_suppresses():
+    windows = np.array([[-5, 10], [0, 9], [20, 50], [22, 27], [40, 45]], dtype=float)
+    scores = np.array([0.9, 0.8, 0.7, 0.95, 0.1])
+    rows = pp.rank_moments(windows, scores, duration=30, nms_threshold=0.7, top_k=10)
+    assert rows[:, 2].tolist() == [0.95, 0.9, 0.7]  # [0, 9] overlaps [0, 10] at 0.9; [40, 45] lies past the end
+    assert rows[1, :2].tolist() == [0, 10] and rows[2, :2].tolist() == [20, 30]
+
+
+def test_temporal_nms_keeps_order_and_top_k():
+    windows = np.array([[0, 10], [1, 10], [20, 30], [40, 50]])
+    kept = temporal_nms(windows, np.array([0.5, 0.9, 0.3, 0.4]), 0.5, top_k=2)
+    assert kept.tolist() == [1, 3]
+
+
+def test_summary_points_respect_budget_and_spread():
+    saliency = np.zeros(100)
+    saliency[10:14] = [5, 6, 7, 6]
+    saliency[70] = 4
+    points = pp.summary_points(saliency, clip_len=2.0, budget=0.05)
+    assert len(points) == 5 and list(points) == sorted(points)
+    assert 25.0 in points and 141.0 in points  # the peak at clip 12 and the separate peak at clip 70
+    assert sum(1 for t in points if 20 <= t <= 28) == 1, "neighbours of a chosen clip are skipped"
+
+
+def test_zero_shot_prefers_whole_event_over_its_peak():
+    curve = np.array([0, 0, 0, 0.6, 0.9, 1.0, 0.9, 0.6, 0, 0, 0, 0], dtype=float)
+    rows = pp.zero_shot_moments(curve, clip_len=1.0, duration=12)
+    assert (rows[0, 0], rows[0, 1]) == (3.0, 8.0)
+
+
+def test_moment_serialises():
+    assert Moment(1.23456, 5.0, 0.5).to_list() == [1.2346, 5.0, 0.5]

@@ -1,0 +1,109 @@
+"""Our UniVTG against the official outputs stored in ../shared/fixtures/univtg_reference."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared_fixture
+
+from univtg_core import CheckpointError, load_model
+from univtg_core.checkpoint import config_from_checkpoint, read_checkpoint
+
+OUTPUTS = ["pred_logits", "pred_spans", "saliency_scores", "vid_mem_proj", "txt_mem_proj"]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return shared_fixture("univtg_reference")
+
+
+@pytest.fixture(scope="module")
+def model(reference):
+    return load_model(reference / "model_best.ckpt", device="cpu")
+
+
+def _forward(model, data):
+    with torch.no_grad():
+        return model(src_txt=torch.from_numpy(data["src_txt"]), src_txt_mask=torch.from_numpy(data["src_txt_mask"]),
+                     src_vid=torch.from_numpy(data["src_vid"]), src_vid_mask=torch.from_numpy(data["src_vid_mask"]))
+
+
+@pytest.mark.parametrize("case", ["io_single", "io_batch"])
+def test_forward_matches_official(model, reference, case):
+    data = np.load(reference / f"{case}.npz")
+    out = _forward(model, data)
+    for name in OUTPUTS:
+        np.testing.assert_allclose(out[name].numpy(), data[f"out_{name}"], atol=1e-5, rtol=1e-4, err_msg=name)
+    assert not model.training
+
+
+def test_config_read_from_checkpoint(model):
+    cfg = model.config
+    assert (cfg.v_feat_dim, cfg.t_feat_dim, cfg.hidden_dim, cfg.enc_layers, cfg.n_input_proj, cfg.nheads) == (
+        514, 512, 1024, 4, 2, 8)
+    assert cfg.use_tef and cfg.video_feature_dim == 512 and cfg.clip_length == 2.0
+
+
+def test_ddp_prefixed_checkpoint_loads(reference, tmp_path):
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        ckpt = torch.load(reference / "model_best.ckpt", map_location="cpu", weights_only=True)
+    ckpt["model"] = {f"module.{k}": v for k, v in ckpt["model"].items()}
+    path = tmp_path / "model_best_ddp.ckpt"
+    torch.save(ckpt, path)
+    data = np.load(reference / "io_batch.npz")
+    out = _forward(load_model(path, device="cpu"), data)
+    np.testing.assert_allclose(out["pred_logits"].numpy(), data["out_pred_logits"], atol=1e-5, rtol=1e-4)
+
+
+def test_opt_json_used_when_checkpoint_has_no_opt(reference, tmp_path):
+    ckpt = read_checkpoint(reference / "model_best.ckpt")
+    torch.save({"model": ckpt["model"]}, tmp_path / "model_best.ckpt")
+    opt = json.loads((reference / "opt.json").read_text())
+    opt["nheads"] = 4  # a value only opt.json can carry: the loader must read it
+    (tmp_path / "opt.json").write_text(json.dumps(opt))
+    config = config_from_checkpoint(read_checkpoint(tmp_path / "model_best.ckpt"), tmp_path / "model_best.ckpt")
+    assert config.nheads == 4 and config.v_feat_dim == 514 and config.use_tef
+
+
+def test_shapes_alone_give_the_dimensions(reference, tmp_path):
+    ckpt = read_checkpoint(reference / "model_best.ckpt")
+    torch.save({"model": ckpt["model"]}, tmp_path / "weights.ckpt")
+    data = np.load(reference / "io_single.npz")
+    out = _forward(load_model(tmp_path / "weights.ckpt", device="cpu"), data)
+    np.testing.assert_allclose(out["pred_spans"].numpy(), data["out_pred_spans"], atol=1e-5, rtol=1e-4)
+
+
+def test_mismatched_encoder_is_refused_with_both_widths(reference):
+    with pytest.raises(CheckpointError) as err:
+        load_model(reference / "model_best.ckpt", device="cpu", video_dim=768, text_dim=768)
+    assert "512" in str(err.value) and "768" in str(err.value)
+
+
+def test_checkpoint_of_other_architecture_is_refused(reference, tmp_path):
+    ckpt = read_checkpoint(reference / "model_best.ckpt")
+    ckpt["model"] = {k: v for k, v in ckpt["model"].items() if not k.startswith("weightedpool")}
+    torch.save(ckpt, tmp_path / "broken.ckpt")
+    with pytest.raises(CheckpointError, match="weightedpool"):
+        load_model(tmp_path / "broken.ckpt", device="cpu")
+
+
+def test_unreadable_files_are_refused(tmp_path):
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_model(tmp_path / "junk.ckpt")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "missing.ckpt")
+
+
+def test_unsafe_pickle_is_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    torch.save({"model": {}, "evil": Payload()}, tmp_path / "evil.ckpt")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_model(tmp_path / "evil.ckpt")

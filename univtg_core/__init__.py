@@ -1,0 +1,52 @@
+"""univtg_core: UniVTG-compatible video temporal grounding (moments, saliency curve, summary points).
+
+Importing the package pulls in neither training, datasets, nor the UI; heavy pieces load on first use.
+"""
+
+from .errors import (
+    CheckpointError,
+    EncoderWeightsError,
+    QueryError,
+    UniVTGError,
+    VideoReadError,
+    VideoTooLongError,
+)
+from .results import Moment, Prediction
+
+__all__ = [
+    "CheckpointError",
+    "EncoderWeightsError",
+    "Grounder",
+    "Moment",
+    "Prediction",
+    "QueryError",
+    "UniVTGError",
+    "VideoIndex",
+    "VideoReadError",
+    "VideoTooLongError",
+    "ground",
+    "index_video",
+    "load_clip_encoder",
+    "load_model",
+]
+
+__version__ = "0.1.0"
+
+
+_LAZY = {
+    "Grounder": "pipeline",
+    "VideoIndex": "indexing",
+    "index_video": "indexing",
+    "load_clip_encoder": "encoders",
+    "load_model": "checkpoint",
+    "ground": "inference",
+}
+
+
+def __getattr__(name: str):
+    """torch, CLIP and video reading load on first use, so `python -m univtg_core.eval` starts fast."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'univtg_core' has no attribute {name!r}")

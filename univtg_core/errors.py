@@ -1,0 +1,25 @@
+"""Typed errors: every front end (CLI, app) turns these into one clear line for the user."""
+
+
+class UniVTGError(Exception):
+    """Base class: the message is meant for the user and says what to do."""
+
+
+class VideoReadError(UniVTGError):
+    """The file is not a readable video (missing, corrupt, truncated, audio only, zero frames)."""
+
+
+class VideoTooLongError(UniVTGError):
+    """The video is longer than the configured limit."""
+
+
+class QueryError(UniVTGError):
+    """The query is empty or unusable."""
+
+
+class CheckpointError(UniVTGError):
+    """The checkpoint cannot be read or does not fit the encoder."""
+
+
+class EncoderWeightsError(UniVTGError):
+    """CLIP weights could not be found, downloaded or read."""

@@ -1,0 +1,85 @@
+"""The front ends' entry point: one encoder (+ optional UniVTG model) that indexes videos and answers queries."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .errors import QueryError
+from .indexing import ProgressCallback, VideoIndex, index_video
+from .inference import ground
+from .results import Prediction
+
+logger = logging.getLogger(__name__)
+
+
+class Grounder:
+    """Index a video once, then ask it many questions in words, with an image, or both."""
+
+    def __init__(self, encoder, model=None, clip_len: float | None = None, cache_dir: str | Path | None = None,
+                 use_cache: bool = True, nms_threshold: float = 0.7, top_k: int = 10,
+                 summary_budget: float = 0.15, max_duration: float | None = None):
+        self.encoder = encoder
+        self.model = model
+        model_clip_len = float(model.config.clip_length) if model is not None else None
+        if clip_len is not None and model_clip_len is not None and abs(clip_len - model_clip_len) > 1e-6:
+            logger.warning("the checkpoint was trained on %.2f s clips; using %.2f s as asked", model_clip_len,
+                           clip_len)
+        self.clip_len = float(clip_len or model_clip_len or 2.0)
+        self.cache_dir = cache_dir
+        self.use_cache = use_cache
+        self.nms_threshold = nms_threshold
+        self.top_k = top_k
+        self.summary_budget = summary_budget
+        self.max_duration = max_duration
+
+    @classmethod
+    def from_options(cls, clip_weights: str = "openai", resume: str | Path | None = None, device=None,
+                     clip_model: str = "ViT-B-32", precision: str = "auto", seed: int = 0, **kwargs) -> Grounder:
+        """Load CLIP (and the UniVTG checkpoint if `resume` is given), checking that their widths fit."""
+        from .checkpoint import load_model
+        from .encoders import load_clip_encoder
+
+        encoder = load_clip_encoder(clip_model, weights=clip_weights, device=device, precision=precision,
+                                    seed=seed)
+        model = None
+        if resume:
+            model = load_model(resume, device=encoder.device, video_dim=encoder.embed_dim,
+                               text_dim=encoder.token_dim)
+        return cls(encoder, model, **kwargs)
+
+    @property
+    def mode(self) -> str:
+        return "zero-shot" if self.model is None else "model"
+
+    def index(self, video_path: str | Path, progress: ProgressCallback | None = None) -> VideoIndex:
+        return index_video(video_path, self.encoder, clip_len=self.clip_len, cache_dir=self.cache_dir,
+                           use_cache=self.use_cache, progress=progress, max_duration=self.max_duration)
+
+    def encode_query(self, text: str | None = None, image=None) -> tuple[np.ndarray, np.ndarray, str]:
+        """Query tokens, the joint-space embedding and a label; text and image together are combined.
+
+        With both, the model sees the text tokens followed by the image's token, and zero-shot compares the
+        clips with the mean of the two unit-length embeddings.
+        """
+        text = text.strip() if isinstance(text, str) else None
+        parts = []
+        if text:
+            parts.append(self.encoder.encode_text(text))
+        if image is not None:
+            parts.append(self.encoder.encode_image(image))
+        if not parts:
+            raise QueryError("the query is empty: type what to look for, or give an example image")
+        tokens = np.concatenate([p.tokens for p in parts], axis=0)
+        unit = [p.sentence / (np.linalg.norm(p.sentence) + 1e-8) for p in parts]
+        sentence = np.mean(unit, axis=0).astype(np.float32)
+        label = " + ".join([f'"{text}"'] * bool(text) + ["[image]"] * (image is not None))
+        return tokens, sentence, label
+
+    def query(self, index: VideoIndex, text: str | None = None, image=None) -> Prediction:
+        tokens, sentence, label = self.encode_query(text, image)
+        return ground(index.features, tokens, clip_len=index.clip_len, model=self.model, query_sentence=sentence,
+                      duration=index.duration, query=text if text else label, nms_threshold=self.nms_threshold,
+                      top_k=self.top_k, summary_budget=self.summary_budget)
