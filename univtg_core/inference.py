@@ -79,15 +79,11 @@ def run_model(model, video_feats: np.ndarray, query_tokens: np.ndarray, clip_len
     return {"scores": logits.reshape(-1), "windows": windows, "saliency": saliency / counts}
 
 
-def zero_shot_curve(video_feats: np.ndarray, sentence: np.ndarray) -> np.ndarray:
-    """Cosine similarity of every clip with the query embedding, lightly smoothed ([1, 2, 1] / 4)."""
+def cosine_curve(video_feats: np.ndarray, sentence: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every clip with the query embedding."""
     video = pp.l2_normalize(video_feats, eps=1e-8).astype(np.float64)
     query = pp.l2_normalize(np.asarray(sentence, np.float32)[None], eps=1e-8)[0].astype(np.float64)
-    cosine = video @ query
-    if cosine.size < 3:
-        return cosine
-    padded = np.pad(cosine, 1, mode="edge")
-    return 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
+    return video @ query
 
 
 def ground(
@@ -127,8 +123,9 @@ def ground(
         if sentence.shape[-1] != video_feats.shape[1]:
             raise QueryError(f"zero-shot needs the query embedding in the video's space (width "
                              f"{video_feats.shape[1]}), got width {sentence.shape[-1]}")
-        saliency = zero_shot_curve(video_feats, sentence)
-        rows = pp.zero_shot_moments(saliency, clip_len, duration, nms_threshold, top_k)
+        cosine = cosine_curve(video_feats, sentence)
+        saliency = pp.smooth_curve(cosine)
+        rows = pp.zero_shot_moments(saliency, clip_len, duration, nms_threshold, top_k, raw=cosine)
         mode = "zero-shot"
     else:
         out = run_model(model, video_feats, query_tokens, clip_len)

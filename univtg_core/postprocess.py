@@ -67,14 +67,13 @@ def rank_moments(
     return np.concatenate([windows[kept], scores[kept, None]], axis=1) if len(kept) else np.zeros((0, 3))
 
 
-def smooth(curve: np.ndarray, width: int) -> np.ndarray:
-    """Centred moving average with edge padding; width <= 1 returns the curve unchanged."""
+def smooth_curve(curve: np.ndarray) -> np.ndarray:
+    """[1, 2, 1] / 4 smoothing with edge padding: damps single-clip noise, keeps a step a step."""
     curve = np.asarray(curve, dtype=np.float64)
-    if width <= 1 or curve.size < 2:
+    if curve.size < 3:
         return curve.copy()
-    kernel = np.ones(width) / width
-    padded = np.pad(curve, (width // 2, width - 1 - width // 2), mode="edge")
-    return np.convolve(padded, kernel, mode="valid")
+    padded = np.pad(curve, 1, mode="edge")
+    return 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
 
 
 def adaptive_threshold(curve: np.ndarray, spread: float = 0.5) -> float:
@@ -100,16 +99,21 @@ def runs_above(curve: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     return runs
 
 
-def run_contrast(curve: np.ndarray, first: int, last: int) -> float:
-    """Mean inside a run minus the mean of the context of the same length on both sides.
+def run_score(curve: np.ndarray, first: int, last: int) -> float:
+    """How much a run stands out: (mean inside - mean outside) * 2 * sqrt(n_in * n_out) / N.
 
-    Contrast favours the whole event over a tight peak inside it (its context is still high) and over a
-    loose run that swallows its own edges (its inside mean drops).
+    This is the classic statistic for one raised segment in a sequence (a mean shift weighted by how well
+    both sides are estimated). It prefers the whole event over a tight peak inside it, and over a loose run
+    that swallows neighbouring clips of a lower level. Divided by the curve's range it lies in [0, 1].
     """
-    length = last - first + 1
-    context = np.concatenate([curve[max(0, first - length) : first], curve[last + 1 : last + 1 + length]])
-    outside = float(context.mean()) if context.size else float(np.median(curve))
-    return float(curve[first : last + 1].mean()) - outside
+    n = curve.size
+    n_in = last - first + 1
+    n_out = n - n_in
+    if n_out == 0:
+        return 0.0
+    inside = float(curve[first : last + 1].mean())
+    outside = float((curve.sum() - curve[first : last + 1].sum()) / n_out)
+    return (inside - outside) * 2.0 * np.sqrt(n_in * n_out) / n
 
 
 def zero_shot_moments(
@@ -118,25 +122,29 @@ def zero_shot_moments(
     duration: float,
     nms_threshold: float = 0.7,
     top_k: int | None = 10,
+    raw: np.ndarray | None = None,
     spreads: tuple[float, ...] = (0.25, 0.5, 0.75),
 ) -> np.ndarray:
     """Moments from a similarity curve: contiguous runs above adaptive thresholds, scored and NMS-ed.
 
-    Several thresholds between the curve's median and its peak give nested candidates (a tight peak and
-    the wider event around it); each is scored by its contrast with its surroundings, divided by the
-    curve's range so scores do not depend on CLIP's cosine scale. Returns rows [start, end, score].
+    Thresholds between the curve's median and its peak give nested candidates (a tight peak and the wider
+    event around it). When the unsmoothed curve `raw` is given, its runs are candidates too and every
+    candidate is scored on it, so smoothing helps find events without blurring their edges. Returns rows
+    [start, end, score], best first.
     """
     curve = np.asarray(curve, dtype=np.float64)
     if curve.size == 0:
         return np.zeros((0, 3))
-    spread_of_curve = float(curve.max() - np.median(curve))
-    scale = spread_of_curve if spread_of_curve > 1e-12 else 1.0
-    candidates: dict[tuple[int, int], float] = {}
-    for spread in spreads:
-        for first, last in runs_above(curve, adaptive_threshold(curve, spread)):
-            candidates[(first, last)] = run_contrast(curve, first, last) / scale
-    windows = np.array([(f * clip_len, (last + 1) * clip_len) for f, last in candidates], dtype=np.float64)
-    scores = np.array(list(candidates.values()), dtype=np.float64)
+    scored = np.asarray(raw, dtype=np.float64) if raw is not None else curve
+    candidates: set[tuple[int, int]] = set()
+    for source in {id(curve): curve, id(scored): scored}.values():
+        for spread in spreads:
+            candidates.update(runs_above(source, adaptive_threshold(source, spread)))
+    value_range = float(scored.max() - scored.min())
+    scale = value_range if value_range > 1e-12 else 1.0
+    runs = sorted(candidates)
+    windows = np.array([(first * clip_len, (last + 1) * clip_len) for first, last in runs], dtype=np.float64)
+    scores = np.array([run_score(scored, first, last) / scale for first, last in runs], dtype=np.float64)
     return rank_moments(windows, scores, duration, nms_threshold, top_k)
 
 
