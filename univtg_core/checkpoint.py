@@ -43,8 +43,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {first_line}") from exc
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if unsafe:
+            raise CheckpointError(
+                f"cannot read checkpoint {path}: it pickles {unsafe.group(1)}, which safe loading refuses "
+                f"(only tensors and argparse.Namespace are allowed); re-save its state_dict if you trust it") from exc
+        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (torch.save) "
+                              f"or .safetensors file ({type(exc).__name__})") from exc
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} does not hold a checkpoint dictionary (got {type(obj).__name__})")
     return obj

@@ -1,0 +1,109 @@
+"""Per-session output folders: every browser session writes into its own temporary folder, never a shared name.
+
+One `SessionStore` per running app owns a root folder (the only folder the app asks Gradio to serve besides
+its own cache). Each session gets a sub-folder, named by Gradio's session hash when there is one, that is
+removed when the session ends (`gr.State`'s delete_callback, `demo.unload`) or, as a backstop for sessions
+Gradio forgets without a callback, when it has not been touched for `ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass
+class Session:
+    """What one browser session keeps between events (held in `gr.State`, never in a module global)."""
+
+    folder: Path
+    video: str | None = None  # the video of the last query, to say "same video, answered from cache"
+    result: dict | None = None  # the core's JSON of the last query
+    created: float = field(default_factory=time.time)
+
+    def new_path(self, stem: str, suffix: str) -> Path:
+        """A fresh file name in this session's folder: readable stem plus a random part, never reused."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.touch()
+        return self.folder / f"{_SAFE.sub('-', stem)[:48]}-{uuid.uuid4().hex[:10]}{suffix}"
+
+    def touch(self) -> None:
+        try:
+            self.folder.touch(exist_ok=True)
+        except OSError:
+            pass
+
+    def __deepcopy__(self, memo):
+        # Gradio may deep-copy state values; a session is a handle to a folder, so copies share it.
+        return self
+
+
+class SessionStore:
+    """Creates, sweeps and removes session folders under one root."""
+
+    def __init__(self, root: str | Path | None = None, ttl: float = 6 * 3600):
+        if root is None:
+            root = tempfile.mkdtemp(prefix="univtg-app-")
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.ttl = float(ttl)
+        self._lock = threading.Lock()
+        self._last_sweep = 0.0
+
+    def open(self, session_hash: str | None = None) -> Session:
+        """A session for this browser tab (by its hash) or a fresh anonymous one; sweeps stale folders."""
+        self.sweep()
+        name = _SAFE.sub("", session_hash or "")[:64] or uuid.uuid4().hex
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return Session(folder=folder)
+
+    def close(self, session: Session | None) -> None:
+        """Remove a session's folder (the state's delete_callback)."""
+        if isinstance(session, Session):
+            self._remove(session.folder)
+
+    def close_hash(self, session_hash: str | None) -> None:
+        """Remove the folder of the tab that was just closed (`demo.unload`)."""
+        name = _SAFE.sub("", session_hash or "")[:64]
+        if name:
+            self._remove(self.root / name)
+
+    def sweep(self, now: float | None = None, every: float = 300.0) -> int:
+        """Remove folders untouched for `ttl` seconds; runs at most once per `every` seconds."""
+        now = time.time() if now is None else now
+        with self._lock:
+            if every and now - self._last_sweep < every:
+                return 0
+            self._last_sweep = now
+        removed = 0
+        for child in self.root.iterdir():
+            try:
+                if child.is_dir() and now - child.stat().st_mtime > self.ttl:
+                    self._remove(child)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
+
+    def _remove(self, folder: Path) -> None:
+        folder = Path(folder).resolve()
+        if folder.parent != self.root:  # never follow a name out of our root
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        logger.debug("removed session folder %s", folder)
+
+    def destroy(self) -> None:
+        """Remove the whole root (server shutdown)."""
+        shutil.rmtree(self.root, ignore_errors=True)
