@@ -107,3 +107,18 @@ def test_unsafe_pickle_is_refused(tmp_path):
     torch.save({"model": {}, "evil": Payload()}, tmp_path / "evil.ckpt")
     with pytest.raises(CheckpointError, match="cannot read"):
         load_model(tmp_path / "evil.ckpt")
+
+
+def test_seeded_initialisation_equals_the_official_one(reference):
+    """The fixture checkpoint is the official model right after torch.manual_seed(0): ours must draw the same."""
+    from univtg_core.checkpoint import extract_state_dict
+    from univtg_core.model import UniVTG
+
+    ckpt = read_checkpoint(reference / "model_best.ckpt")
+    config = config_from_checkpoint(ckpt, reference / "model_best.ckpt")
+    torch.manual_seed(0)
+    ours = UniVTG(config).state_dict()
+    official = extract_state_dict(ckpt)
+    assert list(ours) == list(official)
+    differing = [k for k in ours if not torch.equal(ours[k], official[k])]
+    assert differing == []

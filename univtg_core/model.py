@@ -80,7 +80,10 @@ def input_projection(in_dim: int, hidden_dim: int, depth: int, dropout: float) -
     relu = [True, True, True]
     relu[depth - 1] = False
     dims = [in_dim, hidden_dim, hidden_dim]
-    return nn.Sequential(*[LinearLayer(dims[i], hidden_dim, dropout, relu[i]) for i in range(depth)])
+    # All three layers are built (and draw their random init) before slicing, as the official model does,
+    # so that the same seed gives the same initial weights as the official code.
+    layers = [LinearLayer(dims[i], hidden_dim, dropout, relu[i]) for i in range(3)]
+    return nn.Sequential(*layers[:depth])
 
 
 class ConvHead(nn.Module):
