@@ -1,0 +1,403 @@
+"""CLIP encoders (open_clip) that produce exactly the features UniVTG's checkpoints were trained on.
+
+- Video: one ``encode_image`` embedding per clip frame, not normalised (UniVTG's extractor saved them so).
+- Text: the per-token outputs of the text transformer after ``ln_final``, without ``text_projection``, for
+  the non-padding tokens including the start and end tokens (UniVTG's ``last_hidden_state``).
+
+One loading path turns ``weights`` into a ready encoder, tried in this order:
+
+1. ``"random"``: random initialisation under ``seed`` (for tests and offline smoke runs only).
+2. an open_clip pretrained tag for ``model_name`` (``"openai"``, ...): downloaded by open_clip into its
+   cache (its ``quick_gelu`` setting is used: OpenAI's weights need QuickGELU).
+3. a local file: an open_clip state dict (``.pt``/``.bin`` read with ``torch.load(weights_only=True)``),
+   a ``.safetensors`` file, or OpenAI's original TorchScript archive (``ViT-B-32.pt`` as released).
+   Local files default to QuickGELU because UniVTG was trained on OpenAI CLIP features.
+
+Nothing is imported from open_clip or downloaded until ``load_clip_encoder`` is called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .device import default_dtype, pick_device
+from .errors import EncoderWeightsError, QueryError
+
+logger = logging.getLogger(__name__)
+
+_WEIGHTS_HELP = (
+    "Pass a local file with --clip-weights PATH (OpenAI's ViT-B-32.pt, an open_clip .pt/.bin state dict or a "
+    ".safetensors file), or use --clip-weights random for an offline smoke run (meaningless results)."
+)
+# Entries of OpenAI's TorchScript state dict that are not weights.
+_OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
+
+
+@dataclass(frozen=True)
+class QueryFeatures:
+    """A query ready for the UniVTG model (``tokens``) and for zero-shot scoring (``sentence``)."""
+
+    tokens: np.ndarray  # (T, token_dim) float32: the UniVTG model's text input
+    sentence: np.ndarray  # (embed_dim,) float32: the embedding in CLIP's joint space
+    kind: str  # "text" or "image"
+    text: str | None = None
+
+
+class ClipEncoder:
+    """A CLIP model in eval mode with the preprocessing that travels with it (see ``load_clip_encoder``)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        model_name: str,
+        weights: str,
+        device: torch.device,
+        dtype: torch.dtype,
+        fingerprint: str,
+        is_random: bool,
+        batch_size: int = 64,
+    ):
+        import open_clip
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_name = model_name
+        self.weights = weights
+        self.device = device
+        self.dtype = dtype
+        self.fingerprint = fingerprint
+        self.is_random = is_random
+        self.batch_size = batch_size
+        pp = open_clip.get_model_preprocess_cfg(model)
+        size = pp["size"]
+        if isinstance(size, (tuple, list)):
+            if size[0] != size[1]:
+                raise EncoderWeightsError(f"CLIP {model_name} has a non-square input {size}; use a square model")
+            size = size[0]
+        self.image_size = int(size)
+        self.preprocess_cfg = dict(pp)
+        self.embed_dim = int(model.visual.output_dim)
+        self.token_dim = int(model.token_embedding.embedding_dim)
+        self.context_length = int(model.context_length)
+        self._mean = torch.tensor(pp["mean"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(pp["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self._image_transform = open_clip.transform.image_transform_v2(
+            open_clip.transform.PreprocessCfg(**pp), is_train=False
+        )
+        self._proj_inverse: tuple[torch.Tensor, torch.Tensor | None] | None = None  # built on first use
+
+    def __repr__(self) -> str:
+        return (f"ClipEncoder({self.model_name!r}, weights={self.weights!r}, device={self.device}, "
+                f"dtype={self.dtype}, fingerprint={self.fingerprint!r})")
+
+    # -- video ------------------------------------------------------------------------------------------
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 RGB ``(B, image_size, image_size, 3)`` -> ``(B, embed_dim)`` float32, not normalised.
+
+        Frames come from ``video.iter_clip_frames(size=encoder.image_size)`` (already resized and cropped);
+        this only scales to [0, 1] and normalises with the mean/std of the model's preprocess config.
+        """
+        frames = np.asarray(frames)
+        s = self.image_size
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (s, s, 3):
+            raise ValueError(
+                f"encode_frames takes uint8 RGB frames of shape (B, {s}, {s}, 3); got {frames.dtype} "
+                f"{frames.shape}. Read them with iter_clip_frames(size={s})."
+            )
+        out = np.empty((len(frames), self.embed_dim), np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(frames), self.batch_size):
+                chunk = torch.from_numpy(np.ascontiguousarray(frames[start:start + self.batch_size]))
+                x = chunk.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+                x = ((x - self._mean) / self._std).to(self.dtype)
+                feats = self.model.encode_image(x)
+                out[start:start + len(chunk)] = feats.float().cpu().numpy()
+        return out
+
+    # -- queries ----------------------------------------------------------------------------------------
+    def encode_text(self, text: str) -> QueryFeatures:
+        """Per-token features for UniVTG and the sentence embedding, from one pass of the text transformer.
+
+        ``tokens`` are the ``ln_final`` outputs (no ``text_projection``) of the first ``(ids != 0).sum()``
+        positions, the arithmetic of UniVTG's extractor (start token, words, end token). ``sentence`` is the
+        end-token row through ``text_projection``: the same as open_clip's ``model.encode_text``.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise QueryError(f"the text query is empty (got {text!r}); type a sentence describing the moment")
+        encode = getattr(self.tokenizer, "encode", None)
+        if encode is not None:
+            n_bpe = len(encode(text))
+            if n_bpe + 2 > self.context_length:
+                logger.warning("query has %d tokens; CLIP reads at most %d, the rest is dropped: %r",
+                               n_bpe + 2, self.context_length, text)
+        ids = self.tokenizer([text]).to(self.device)
+        m = self.model
+        with torch.inference_mode():
+            cast = m.transformer.get_cast_dtype()
+            x = m.token_embedding(ids).to(cast) + m.positional_embedding.to(cast)
+            if getattr(m.transformer, "batch_first", True):
+                x = m.transformer(x, attn_mask=m.attn_mask)
+            else:  # open_clip before 2.26 ran the transformer sequence-first
+                x = m.transformer(x.permute(1, 0, 2), attn_mask=m.attn_mask).permute(1, 0, 2)
+            x = m.ln_final(x)
+            n_valid = int((ids[0] != 0).sum())
+            tokens = x[0, :n_valid]
+            sentence = self._project(x[0, ids[0].argmax()])
+        return QueryFeatures(tokens.float().cpu().numpy(), sentence.float().cpu().numpy(), "text", text)
+
+    def _project(self, row: torch.Tensor) -> torch.Tensor:
+        proj = self.model.text_projection
+        return proj(row) if isinstance(proj, torch.nn.Linear) else row @ proj
+
+    def encode_image(self, image: Any) -> QueryFeatures:
+        """An image as a query: a PIL image, an ``(H, W, 3)`` uint8 RGB array, or a path.
+
+        ``sentence`` is the image embedding (``encode_image`` of CLIP's own preprocessing of the image, not
+        normalised). The UniVTG model only takes text-token features (the space before ``text_projection``),
+        so ``tokens`` is one row mapped there by the pseudo-inverse of ``text_projection``: the minimum-norm
+        token whose projection is the image embedding (``row @ text_projection ≈ sentence``). The model then
+        sees the image as a one-token query that CLIP would place exactly where the image is in its joint
+        space, which is the only link between image and text-token features that needs no training.
+        """
+        pil = _to_pil(image)
+        x = self._image_transform(pil).unsqueeze(0).to(self.device, self.dtype)
+        with torch.inference_mode():
+            emb = self.model.encode_image(x)[0].double().cpu()
+        pinv, bias = self._projection_inverse()
+        row = ((emb if bias is None else emb - bias) @ pinv).unsqueeze(0)
+        return QueryFeatures(row.float().numpy(), emb.float().numpy(), "image", None)
+
+    def _projection_inverse(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Pseudo-inverse of ``text_projection`` (float64, CPU) and its bias if it is a Linear layer."""
+        if self._proj_inverse is None:
+            proj = self.model.text_projection
+            if isinstance(proj, torch.nn.Linear):
+                weight, bias = proj.weight.detach().T, proj.bias
+            else:
+                weight, bias = proj.detach(), None
+            weight = weight.double().cpu()
+            eye = torch.eye(weight.shape[1], dtype=torch.float64)
+            # lstsq (QR with pivoting) gives the same minimum-norm solution as linalg.pinv's SVD, ~20x faster
+            pinv = torch.linalg.lstsq(weight.T, eye).solution.T
+            self._proj_inverse = (pinv, None if bias is None else bias.detach().double().cpu())
+        return self._proj_inverse
+
+
+def _to_pil(image: Any):
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4) or 0 in image.shape:
+            raise QueryError(
+                f"an image query array must be uint8 (H, W, 3) RGB; got {image.dtype} {image.shape}"
+            )
+        return Image.fromarray(image[..., :3]).convert("RGB")
+    if isinstance(image, (str, os.PathLike)):
+        p = Path(image).expanduser()
+        if not p.is_file():
+            raise QueryError(f"image query file not found: {str(p)!r}")
+        try:
+            with Image.open(p) as im:
+                return im.convert("RGB")
+        except (UnidentifiedImageError, OSError) as exc:
+            raise QueryError(f"cannot read {str(p)!r} as an image ({exc}); pass a JPEG or PNG file") from exc
+    raise QueryError(f"an image query must be a PIL image, a uint8 RGB array or a path; got {type(image)!r}")
+
+
+# ------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_clip_encoder(
+    model_name: str = "ViT-B-32",
+    weights: str | os.PathLike = "openai",
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+    seed: int = 0,
+    quick_gelu: bool | None = None,
+) -> ClipEncoder:
+    """Build a CLIP encoder from ``weights``: ``"random"``, an open_clip pretrained tag, or a local file.
+
+    ``quick_gelu`` overrides the activation (default: the tag's setting; True for local files and random
+    init). The device comes from ``pick_device`` and the dtype from ``default_dtype`` (half on CUDA).
+    Raises EncoderWeightsError when weights cannot be downloaded, found, read or fitted to the model.
+    """
+    import open_clip
+
+    name = model_name.replace("/", "-")
+    if name not in open_clip.list_models():
+        close = [m for m in open_clip.list_models() if m.lower().startswith(name.lower()[:5])][:8]
+        raise EncoderWeightsError(
+            f"unknown CLIP model {model_name!r}; open_clip knows e.g. {', '.join(close) or 'ViT-B-32'}"
+        )
+    cfg = open_clip.get_model_config(name)
+    if cfg.get("custom_text") or "multimodal_cfg" in cfg or "hf_model_name" in cfg.get("text_cfg", {}):
+        raise EncoderWeightsError(
+            f"CLIP {name} has a custom text tower; UniVTG needs a standard CLIP text transformer (e.g. ViT-B-32)"
+        )
+    dev = pick_device(device)
+    dtype = default_dtype(dev, precision)
+    source = str(weights)
+    qg_default = bool(cfg.pop("quick_gelu", False))
+    preprocess_overlay = cfg.pop("preprocess_cfg", {}) or {}
+
+    tag_cfg = open_clip.get_pretrained_cfg(name, source) if source != "random" else {}
+    state_dict = None
+    if source == "random":
+        qg = True if quick_gelu is None else quick_gelu
+        origin = f"random-seed{seed}"
+        logger.warning(
+            "CLIP %s is randomly initialised (seed %d): features, moments and scores are meaningless. Use it "
+            "for tests and smoke runs only.", name, seed
+        )
+    elif tag_cfg:
+        qg = bool(tag_cfg.get("quick_gelu", qg_default)) if quick_gelu is None else quick_gelu
+        origin = source
+        path = _download(name, source, tag_cfg)
+        state_dict = _read_state_dict(path)
+        preprocess_overlay = {**preprocess_overlay, **tag_cfg}
+    else:
+        path = Path(source).expanduser()
+        if not path.exists():
+            known = ", ".join(open_clip.list_pretrained_tags_by_model(name)[:6])
+            raise EncoderWeightsError(
+                f"CLIP weights not found: {source!r} is neither an existing file nor a pretrained tag of {name} "
+                f"(tags: {known}, ...). {_WEIGHTS_HELP}"
+            )
+        if not path.is_file():
+            raise EncoderWeightsError(f"CLIP weights path {str(path)!r} is not a file. {_WEIGHTS_HELP}")
+        qg = True if quick_gelu is None else quick_gelu
+        state_dict = _read_state_dict(path)
+        origin = "sha256-" + _sha256(path)[:16]
+
+    model = _build_model(open_clip, name, cfg, qg, dtype, seed)
+    if state_dict is not None:
+        _load_weights(model, state_dict, name, source)
+    pp = open_clip.transform.merge_preprocess_dict(open_clip.transform.PreprocessCfg(), preprocess_overlay)
+    pp["size"] = model.visual.image_size
+    open_clip.set_model_preprocess_cfg(model, pp)
+    model.to(dev)
+    if dtype in (torch.float16, torch.bfloat16):
+        open_clip.convert_weights_to_lp(model, dtype=dtype)
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(name)
+    fingerprint = f"{name}{'+quickgelu' if qg else ''}:{origin}"
+    logger.info("loaded CLIP %s (%s) on %s as %s", name, fingerprint, dev, dtype)
+    return ClipEncoder(model, tokenizer, model_name=name, weights=source, device=dev, dtype=dtype,
+                       fingerprint=fingerprint, is_random=source == "random")
+
+
+def _build_model(open_clip: Any, name: str, cfg: dict, quick_gelu: bool, dtype: torch.dtype, seed: int):
+    """Construct the CLIP on the CPU from a forked RNG: same seed, same weights, caller's RNG untouched."""
+    cast = dtype if dtype in (torch.float16, torch.bfloat16) else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return open_clip.CLIP(**cfg, quick_gelu=quick_gelu, cast_dtype=cast)
+
+
+def _download(name: str, tag: str, tag_cfg: dict) -> Path:
+    import open_clip.pretrained as pretrained
+
+    try:
+        path = pretrained.download_pretrained(tag_cfg)
+    except Exception as exc:  # no network, hub errors, interrupted transfer, ...
+        raise EncoderWeightsError(
+            f"could not download the {tag!r} CLIP weights for {name} ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else 'no details'}). {_WEIGHTS_HELP}"
+        ) from exc
+    if not path or not Path(path).is_file():
+        raise EncoderWeightsError(f"open_clip returned no file for the {tag!r} weights of {name}. {_WEIGHTS_HELP}")
+    return Path(path)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in zf.namelist())
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file: safetensors, a torch state dict, or an OpenAI TorchScript archive.
+
+    Nesting under ``state_dict`` is unwrapped and a ``module.`` prefix (DataParallel) is stripped.
+    """
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: Any = load_file(str(path), device="cpu")
+        elif _is_torchscript(path):
+            # OpenAI's released archives are TorchScript; only their tensors are kept
+            with warnings.catch_warnings():  # torch marks jit.load as deprecated; the archives still exist
+                warnings.simplefilter("ignore", FutureWarning)
+                obj = torch.jit.load(str(path), map_location="cpu").state_dict()
+            for key in _OPENAI_EXTRA_KEYS:
+                obj.pop(key, None)
+        else:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise EncoderWeightsError(
+            f"cannot read CLIP weights from {str(path)!r} ({type(exc).__name__}: {_first_line(exc)}). "
+            f"{_WEIGHTS_HELP}"
+        ) from exc
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise EncoderWeightsError(f"{str(path)!r} does not hold a CLIP state dict of tensors. {_WEIGHTS_HELP}")
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return dict(obj)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "no details"
+
+
+def _load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], name: str, source: str) -> None:
+    state_dict = dict(state_dict)
+    scale = state_dict.get("logit_scale")
+    if scale is not None and scale.ndim != model.logit_scale.ndim:
+        state_dict["logit_scale"] = scale.reshape(model.logit_scale.shape)
+    expected = model.state_dict()
+    for key in {n for n, _ in model.named_buffers()} - set(expected):  # non-persistent (attn_mask)
+        state_dict.pop(key, None)
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
+        raise EncoderWeightsError(
+            f"the weights in {source!r} do not fit CLIP {name}: {'; '.join(parts)}. Pass the model name that "
+            f"matches the file (e.g. model_name='ViT-B-16' for OpenAI's ViT-B-16.pt)."
+        )
+    model.load_state_dict(state_dict, strict=True)
+
+
+__all__ = ["ClipEncoder", "QueryFeatures", "load_clip_encoder"]

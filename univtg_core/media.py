@@ -1,0 +1,194 @@
+"""ffmpeg helpers: make synthetic videos (tests, benchmarks, examples) and cut or join clips for playback.
+
+The ffmpeg binary is the one bundled with ``imageio-ffmpeg``. It is always run with an argument list, never
+through a shell, and every file name is passed as an absolute ``file:`` URL so that a name starting with
+``-`` or containing ``:`` cannot be read as an option or a protocol.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import VideoReadError
+from .video import probe_video
+
+logger = logging.getLogger(__name__)
+
+# Encoder settings for H.264 output that browsers play: 8-bit 4:2:0, moov atom at the front.
+_H264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p"]
+_FASTSTART = ["-movflags", "+faststart"]
+# Extra options that make slow encoders usable for tiny test files.
+_SPEED = {
+    "libx264": ["-preset", "veryfast"],
+    "libaom-av1": ["-cpu-used", "8", "-row-mt", "1"],
+    "libsvtav1": ["-preset", "10"],
+    "libvpx-vp9": ["-deadline", "realtime", "-cpu-used", "8"],
+}
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary bundled with imageio-ffmpeg."""
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:
+        raise VideoReadError("imageio-ffmpeg is not installed; install it with `pip install imageio-ffmpeg`") \
+            from exc
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _url(path: str | os.PathLike) -> str:
+    return "file:" + str(Path(path).expanduser().resolve())
+
+
+def _run(args: list[str], what: str) -> None:
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
+    logger.debug("running ffmpeg: %s", cmd)
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+        last = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise VideoReadError(f"ffmpeg could not {what}: {last}")
+
+
+def _check_source(src: str | os.PathLike) -> Path:
+    p = Path(src).expanduser()
+    if not p.is_file():
+        raise VideoReadError(f"source video not found: {str(p)!r}. Check the path.")
+    return p
+
+
+def _even_size(size: tuple[int, int]) -> tuple[int, int]:
+    w, h = (int(v) for v in size)
+    if w < 2 or h < 2 or w % 2 or h % 2:
+        raise ValueError(f"size must be (width, height) with even numbers >= 2 (4:2:0 video); got {size!r}")
+    return w, h
+
+
+def _codec_args(codec: str) -> list[str]:
+    return ["-c:v", codec, *_SPEED.get(codec, []), "-pix_fmt", "yuv420p"]
+
+
+def make_colour_video(
+    path: str | os.PathLike,
+    segments: Sequence[tuple[tuple[int, int, int], float]],
+    fps: float = 10,
+    size: tuple[int, int] = (160, 120),
+    codec: str = "libx264",
+    audio: bool = False,
+) -> Path:
+    """Write a video of solid-colour segments, e.g. ``[((255, 0, 0), 10), ((0, 255, 0), 10)]``.
+
+    ``codec`` is any ffmpeg video encoder (``libx264``, ``libaom-av1``, ``libsvtav1``, ``mpeg4``, ...);
+    ``audio`` adds a sine tone track of the same length.
+    """
+    if not segments:
+        raise ValueError("segments must hold at least one ((r, g, b), seconds) pair")
+    w, h = _even_size(size)
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0; got {fps!r}")
+    args: list[str] = []
+    total = 0.0
+    for colour, seconds in segments:
+        r, g, b = (int(c) for c in colour)
+        if not all(0 <= c <= 255 for c in (r, g, b)) or not seconds > 0:
+            raise ValueError(f"each segment is ((r, g, b) in 0..255, seconds > 0); got {(colour, seconds)!r}")
+        args += ["-f", "lavfi", "-i", f"color=c=0x{r:02x}{g:02x}{b:02x}:s={w}x{h}:r={fps}:d={float(seconds)}"]
+        total += float(seconds)
+    n = len(segments)
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={total}"]
+    graph = "".join(f"[{i}:v]" for i in range(n)) + f"concat=n={n}:v=1:a=0[v]"
+    args += ["-filter_complex", graph, "-map", "[v]"]  # output options: after every input
+    if audio:
+        args += ["-map", f"{n}:a", "-c:a", "aac", "-b:a", "64k"]
+    out = Path(path)
+    _run([*args, *_codec_args(codec), "-t", f"{total}", _url(out)], f"write a colour video to {str(out)!r}")
+    return out
+
+
+def make_test_pattern_video(
+    path: str | os.PathLike, duration: float, fps: float = 30, size: tuple[int, int] = (640, 360)
+) -> Path:
+    """Write an H.264 video of ffmpeg's moving ``testsrc2`` pattern (for decoding benchmarks)."""
+    w, h = _even_size(size)
+    if not duration > 0 or not fps > 0:
+        raise ValueError(f"duration and fps must be > 0; got duration={duration!r}, fps={fps!r}")
+    out = Path(path)
+    _run(["-f", "lavfi", "-i", f"testsrc2=s={w}x{h}:r={fps}:d={float(duration)}", *_H264, _url(out)],
+         f"write a test pattern video to {str(out)!r}")
+    return out
+
+
+def _has_audio(src: Path) -> bool:
+    """Whether ffmpeg sees an audio stream in ``src`` (read from the stream list it prints)."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _url(src)], stdin=subprocess.DEVNULL,
+                          capture_output=True, check=False)
+    return re.search(r"Stream #\S+.*: Audio:", proc.stderr.decode("utf-8", "replace")) is not None
+
+
+def _check_span(start: float, end: float, duration: float) -> tuple[float, float]:
+    """``(start, end)`` with ``end`` clipped to the video; a span that starts past the end is an error."""
+    start, end = float(start), float(end)
+    if not (0 <= start < end):
+        raise ValueError(f"a span needs 0 <= start < end (seconds); got start={start!r}, end={end!r}")
+    if start >= duration:
+        raise VideoReadError(
+            f"span {start:.2f}-{end:.2f} s starts after the end of the video ({duration:.2f} s); "
+            "pass spans inside the video"
+        )
+    return start, min(end, duration)
+
+
+def cut_clip(
+    src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float
+) -> Path:
+    """Cut ``[start, end)`` seconds of ``src`` into ``dst``: re-encoded H.264/AAC mp4 that browsers play."""
+    source = _check_source(src)
+    start, end = _check_span(start, end, probe_video(source).duration)
+    out = Path(dst)
+    args = ["-ss", f"{start:.6f}", "-t", f"{end - start:.6f}", "-i", _url(source),
+            "-map", "0:v:0", "-map", "0:a:0?",
+            "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", *_H264, "-c:a", "aac", "-b:a", "128k",
+            *_FASTSTART, _url(out)]
+    _run(args, f"cut {start:.2f}-{end:.2f} s of {str(source)!r}")
+    return out
+
+
+def concat_clips(
+    src: str | os.PathLike, spans: Sequence[tuple[float, float]], dst: str | os.PathLike
+) -> Path:
+    """Join the given ``(start, end)`` spans of ``src`` into one short H.264/AAC mp4 (e.g. a summary).
+
+    Each span is read with its own input seek, so spans late in a long video do not make ffmpeg decode
+    everything before them.
+    """
+    source = _check_source(src)
+    duration = probe_video(source).duration
+    checked = [_check_span(a, b, duration) for a, b in spans]
+    if not checked:
+        raise ValueError("spans must hold at least one (start, end) pair")
+    audio = _has_audio(source)
+    args: list[str] = []
+    for start, end in checked:
+        args += ["-ss", f"{start:.6f}", "-t", f"{end - start:.6f}", "-i", _url(source)]
+    n = len(checked)
+    parts = []
+    for i in range(n):
+        parts.append(f"[{i}:v:0]scale=trunc(iw/2)*2:trunc(ih/2)*2,setsar=1,setpts=PTS-STARTPTS[v{i}]")
+        if audio:
+            parts.append(f"[{i}:a:0]aresample=async=1,asetpts=PTS-STARTPTS[a{i}]")
+    inputs = "".join(f"[v{i}][a{i}]" if audio else f"[v{i}]" for i in range(n))
+    parts.append(f"{inputs}concat=n={n}:v=1:a={int(audio)}[v]" + ("[a]" if audio else ""))
+    args += ["-filter_complex", ";".join(parts), "-map", "[v]"]
+    if audio:
+        args += ["-map", "[a]", "-c:a", "aac", "-b:a", "128k"]
+    out = Path(dst)
+    _run([*args, *_H264, *_FASTSTART, _url(out)], f"join {n} spans of {str(source)!r}")
+    return out
