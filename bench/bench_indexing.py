@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 import torch
-from univtg_core.encoders import load_clip_encoder
-from univtg_core.media import make_test_pattern_video
-from univtg_core.video import clip_count, iter_clip_frames, probe_video
 
+from univtg_core.encoders import load_clip_encoder
 from univtg_core.indexing import index_video
 from univtg_core.inference import ground
+from univtg_core.media import make_test_pattern_video
 from univtg_core.model import ModelConfig, UniVTG
+from univtg_core.video import clip_count, iter_clip_frames, probe_video
 
 
 def rss_mib() -> float:
