@@ -162,3 +162,15 @@ def test_mismatched_checkpoint_is_refused_naming_both_widths(media, tmp_path):
                      str(ckpt), cache_dir=tmp_path / "cache")
     assert result.returncode == 2
     assert "768" in result.stderr and "512" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("target, span", [((0, 0, 255), (20.0, 30.0)), ((0, 255, 0), (10.0, 20.0)),
+                                          ((255, 0, 0), (0.0, 10.0))])
+def test_red_green_blue_segments_are_told_apart(grounder, tmp_path_factory, target, span):
+    root = tmp_path_factory.getbasetemp() / "rgb"
+    video = root / "rgb.mp4"
+    if not video.exists():
+        root.mkdir(exist_ok=True)
+        make_colour_video(video, [((255, 0, 0), 10), ((0, 255, 0), 10), ((0, 0, 255), 10)])
+    pred = grounder.query(grounder.index(video), image=Image.new("RGB", (96, 96), target))
+    assert _iou([pred.moments[0].start, pred.moments[0].end], span) >= 0.8
