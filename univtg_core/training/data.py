@@ -42,26 +42,19 @@ class DataError(UniVTGError):
 
 
 def load_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Records of a jsonl file; errors name the file and line."""
+    """Annotation records (the evaluation's reader); errors name the file and line, as a DataError."""
+    from ..evaluation.qvhighlights import load_jsonl as read_records
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"annotation file not found: {path}")
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path} line {line_no} is not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path} line {line_no}: expected a JSON object, got {type(record).__name__}")
-            if "t_feat_dir" in record and not os.path.isabs(record["t_feat_dir"]):
-                record["t_feat_dir"] = str(path.parent / record["t_feat_dir"])
-            records.append(record)
-    if not records:
-        raise DataError(f"{path} holds no annotations")
+    try:
+        records = read_records(path)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    for record in records:
+        if "t_feat_dir" in record and not os.path.isabs(record["t_feat_dir"]):
+            record["t_feat_dir"] = str(path.parent / record["t_feat_dir"])
     return records
 
 
