@@ -79,7 +79,9 @@ def _stop_on_sigterm() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for ours in ("app", "univtg_core"):  # our own progress at INFO; third-party chatter only when it matters
+        logging.getLogger(ours).setLevel(logging.INFO)
     _import_spaces()
     # Examples whose query is only text leave the image empty on purpose; Gradio warns about any None.
     warnings.filterwarnings("ignore", message="Examples will be cached but not all input", category=UserWarning)

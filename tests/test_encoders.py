@@ -212,11 +212,31 @@ def test_missing_download_raises_one_clear_error(monkeypatch):
         raise OSError("We couldn't connect to 'https://huggingface.co'")
 
     monkeypatch.setattr(open_clip.pretrained, "download_pretrained", offline)
+    monkeypatch.setattr(encoders, "_hub_reachable", lambda timeout=3.0: True)
     with pytest.raises(EncoderWeightsError) as info:
         load_clip_encoder("ViT-B-32", weights="openai", device="cpu")
     message = str(info.value)
     assert "'openai'" in message and "couldn't connect" in message
     assert "--clip-weights PATH" in message and "--clip-weights random" in message
+
+
+def test_unreachable_hub_only_looks_in_the_local_cache(monkeypatch):
+    """Offline, huggingface_hub would retry for ~50 s: we switch it to its cache and fail at once."""
+    import huggingface_hub.constants as hub_constants
+
+    seen = []
+
+    def download(*args, **kwargs):
+        seen.append(hub_constants.HF_HUB_OFFLINE)
+        raise FileNotFoundError("not in the local cache")
+
+    monkeypatch.setattr(open_clip.pretrained, "download_pretrained", download)
+    monkeypatch.setattr(encoders, "_hub_reachable", lambda timeout=3.0: False)
+    before = hub_constants.HF_HUB_OFFLINE
+    with pytest.raises(EncoderWeightsError, match="cannot be reached") as info:
+        load_clip_encoder("ViT-B-32", weights="openai", device="cpu")
+    assert seen == [True] and hub_constants.HF_HUB_OFFLINE == before
+    assert "\n" not in str(info.value) and "--clip-weights PATH" in str(info.value)
 
 
 def test_openai_tag_uses_quick_gelu_and_loads_the_downloaded_file(enc, tmp_path, monkeypatch):

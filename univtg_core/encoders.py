@@ -21,8 +21,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import warnings
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -315,16 +317,55 @@ def _build_model(open_clip: Any, name: str, cfg: dict, quick_gelu: bool, dtype: 
         return open_clip.CLIP(**cfg, quick_gelu=quick_gelu, cast_dtype=cast)
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face endpoint answers a TCP connect; offline, its client retries for ~50 s."""
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def _hub_session(offline: bool):
+    """Quiet huggingface_hub's per-retry warnings; when the hub is unreachable, only look in its local cache."""
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        import huggingface_hub.constants as hub_constants
+    except ImportError:
+        hub_constants = None
+    was_offline = getattr(hub_constants, "HF_HUB_OFFLINE", False)
+    if offline and hub_constants is not None:
+        hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub_logger.setLevel(level)
+        if hub_constants is not None:
+            hub_constants.HF_HUB_OFFLINE = was_offline
+
+
 def _download(name: str, tag: str, tag_cfg: dict) -> Path:
     import open_clip.pretrained as pretrained
 
+    offline = not _hub_reachable()
     try:
-        path = pretrained.download_pretrained(tag_cfg)
+        with _hub_session(offline=offline):
+            path = pretrained.download_pretrained(tag_cfg)
     except Exception as exc:  # no network, hub errors, interrupted transfer, ...
-        raise EncoderWeightsError(
-            f"could not download the {tag!r} CLIP weights for {name} ({type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else 'no details'}). {_WEIGHTS_HELP}"
-        ) from exc
+        if offline:
+            reason = "the Hugging Face Hub cannot be reached and they are not in its local cache"
+        else:
+            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no details"
+            reason = f"{type(exc).__name__}: {detail}"
+        raise EncoderWeightsError(f"could not download the {tag!r} CLIP weights for {name} ({reason}). "
+                                  f"{_WEIGHTS_HELP}") from exc
     if not path or not Path(path).is_file():
         raise EncoderWeightsError(f"open_clip returned no file for the {tag!r} weights of {name}. {_WEIGHTS_HELP}")
     return Path(path)
