@@ -23,3 +23,7 @@ class CheckpointError(UniVTGError):
 
 class EncoderWeightsError(UniVTGError):
     """CLIP weights could not be found, downloaded or read."""
+
+
+class UnsafeFileError(UniVTGError):
+    """A file would run code when loaded (or is not the data it claims to be) and was refused."""
