@@ -83,20 +83,16 @@ def adaptive_threshold(curve: np.ndarray, spread: float = 0.5) -> float:
     return median + spread * (peak - median)
 
 
+def _run_bounds(above: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last indices of every run of True, in order: O(N) and vectorised."""
+    edges = np.diff(np.concatenate(([False], np.asarray(above, dtype=bool), [False])).astype(np.int8))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+
+
 def runs_above(curve: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """Contiguous runs [first, last] of indices where curve >= threshold."""
-    above = np.asarray(curve) >= threshold
-    runs: list[tuple[int, int]] = []
-    start = None
-    for i, flag in enumerate(above):
-        if flag and start is None:
-            start = i
-        elif not flag and start is not None:
-            runs.append((start, i - 1))
-            start = None
-    if start is not None:
-        runs.append((start, len(above) - 1))
-    return runs
+    firsts, lasts = _run_bounds(np.asarray(curve) >= threshold)
+    return list(zip(firsts.tolist(), lasts.tolist()))
 
 
 def run_score(curve: np.ndarray, first: int, last: int) -> float:
@@ -116,6 +112,25 @@ def run_score(curve: np.ndarray, first: int, last: int) -> float:
     return (inside - outside) * 2.0 * np.sqrt(n_in * n_out) / n
 
 
+def _run_scores(curve: np.ndarray, firsts: np.ndarray, lasts: np.ndarray) -> np.ndarray:
+    """`run_score` for many runs at once from one prefix sum: O(N + runs) instead of O(N) per run.
+
+    The curve is centred first: the statistic depends only on the difference of two means, so the shift
+    changes nothing but keeps the prefix sums small and their rounding error far below any real score gap.
+    """
+    n = curve.size
+    centred = curve - curve.mean()
+    prefix = np.concatenate(([0.0], np.cumsum(centred)))
+    n_in = (lasts - firsts + 1).astype(np.float64)
+    n_out = n - n_in
+    inside_sum = prefix[lasts + 1] - prefix[firsts]
+    outside_sum = prefix[-1] - inside_sum
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = inside_sum / n_in - outside_sum / n_out
+        scores = shift * 2.0 * np.sqrt(n_in * n_out) / n
+    return np.where(n_out > 0, scores, 0.0)
+
+
 def zero_shot_moments(
     curve: np.ndarray,
     clip_len: float,
@@ -129,22 +144,31 @@ def zero_shot_moments(
 
     Thresholds between the curve's median and its peak give nested candidates (a tight peak and the wider
     event around it). When the unsmoothed curve `raw` is given, its runs are candidates too and every
-    candidate is scored on it, so smoothing helps find events without blurring their edges. Returns rows
-    [start, end, score], best first.
+    candidate is scored on it, so smoothing helps find events without blurring their edges. Every run is
+    scored against the whole curve (so moments across a film compete on one scale) from one prefix sum:
+    O(N log N) in the number of clips. Returns rows [start, end, score], best first.
     """
     curve = np.asarray(curve, dtype=np.float64)
     if curve.size == 0:
         return np.zeros((0, 3))
     scored = np.asarray(raw, dtype=np.float64) if raw is not None else curve
-    candidates: set[tuple[int, int]] = set()
-    for source in {id(curve): curve, id(scored): scored}.values():
-        for spread in spreads:
-            candidates.update(runs_above(source, adaptive_threshold(source, spread)))
+    if scored.shape != curve.shape:
+        raise ValueError(f"raw curve has shape {scored.shape}, the smoothed one {curve.shape}; give one value per clip")
+    bounds = [
+        _run_bounds(source >= adaptive_threshold(source, spread))
+        for source in {id(curve): curve, id(scored): scored}.values()
+        for spread in spreads
+    ]
+    # One key per (first, last): unique keys come back sorted, i.e. the runs in (first, last) order.
+    n = np.int64(curve.size)
+    keys = np.unique(np.concatenate([firsts.astype(np.int64) * n + lasts for firsts, lasts in bounds]))
+    firsts, lasts = keys // n, keys % n
     value_range = float(scored.max() - scored.min())
     scale = value_range if value_range > 1e-12 else 1.0
-    runs = sorted(candidates)
-    windows = np.array([(first * clip_len, (last + 1) * clip_len) for first, last in runs], dtype=np.float64)
-    scores = np.array([run_score(scored, first, last) / scale for first, last in runs], dtype=np.float64)
+    windows = np.stack([firsts * clip_len, (lasts + 1) * clip_len], axis=1).astype(np.float64)
+    # Rounded far below the 4 decimals we report, so that runs of equal value tie exactly (and keep their
+    # time order) whatever the rounding of the prefix sums: the ranking the per-run sums gave.
+    scores = np.round(_run_scores(scored, firsts, lasts) / scale, 10)
     return rank_moments(windows, scores, duration, nms_threshold, top_k)
 
 
@@ -159,6 +183,11 @@ def summary_points(
     As in keyshot summarisation (TVSum/SumMe), the summary may cover at most `budget` of the video. A clip is
     skipped while it lies within `min_gap_clips` of one already chosen (default: spread the budget evenly),
     and the gap shrinks only when nothing else is left. Returns the chosen clips' centre times, ascending.
+
+    Each pass over the clips (one per gap) costs O(N log N): the distance of every clip to the nearest clip
+    chosen in earlier passes comes from one binary search, only clips farther than the gap are visited, and
+    clips chosen during the pass block their neighbours in a flat array. Passes whose gap no remaining clip
+    exceeds are skipped, since they could choose nothing.
     """
     saliency = np.asarray(saliency, dtype=np.float64)
     n_clips = saliency.size
@@ -168,17 +197,42 @@ def summary_points(
     if min_gap_clips is None:
         min_gap_clips = max(1, n_clips // (2 * count))
     order = np.argsort(-saliency, kind="stable")
+    positions = np.arange(n_clips)
     chosen: list[int] = []
-    gap = min_gap_clips
+    gap = int(np.floor(min_gap_clips))
     while len(chosen) < count and gap >= 0:
-        for idx in order:
+        if chosen:
+            distance = _distance_to_nearest(positions, np.sort(np.asarray(chosen)))
+            farthest = int(distance.max())
+            if farthest == 0:  # every clip is chosen
+                break
+            gap = min(gap, farthest - 1)  # larger gaps block every remaining clip: nothing to choose there
+            candidates = order[distance[order] > gap].tolist()
+        else:
+            candidates = order.tolist()
+        reach = min(gap, n_clips)  # a gap beyond the video blocks the same clips as one the video's length
+        blocked = bytearray(n_clips)
+        mark = b"\x01" * (2 * reach + 1)
+        for idx in candidates:
             if len(chosen) >= count:
                 break
-            if idx in chosen or any(abs(int(idx) - c) <= gap for c in chosen if gap > 0):
+            if blocked[idx]:
                 continue
-            chosen.append(int(idx))
+            chosen.append(idx)
+            lo, hi = max(0, idx - reach), min(n_clips, idx + reach + 1)
+            blocked[lo:hi] = mark[: hi - lo]
         gap -= 1
     return (np.sort(np.array(chosen)) + 0.5) * clip_len
+
+
+def _distance_to_nearest(positions: np.ndarray, sorted_points: np.ndarray) -> np.ndarray:
+    """|i - nearest point| for every position, by binary search in the sorted points."""
+    right = np.searchsorted(sorted_points, positions)
+    after = sorted_points[np.minimum(right, len(sorted_points) - 1)] - positions
+    before = positions - sorted_points[np.maximum(right - 1, 0)]
+    after = np.where(right < len(sorted_points), after, np.iinfo(np.int64).max)
+    before = np.where(right > 0, before, np.iinfo(np.int64).max)
+    return np.minimum(after, before)
 
 
 def top_highlight(saliency: np.ndarray, clip_len: float) -> float:

@@ -1,0 +1,102 @@
+"""Zero-shot query latency against video length, measured in one run so the ratios are comparable.
+
+    python -m bench.bench_zero_shot [--repeats 15] [--json OUT.json]
+
+For 10 minutes, 1 hour and 2 hours of synthetic CLIP features (2 s clips and 0.2 s clips, i.e. 300 to 36,000
+clips, generated directly: no decoding), with three planted moments, it times `ground()` in zero-shot mode
+(cosine curve, smoothing, moment search, highlight, summary: everything a query costs once the features
+exist) and each stage alone, reports the median of the repeats, the 2 h / 10 min ratio per clip length
+(linear growth is 12), and whether the planted moments come back (rank of each, IoU >= 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from univtg_core import postprocess as pp
+from univtg_core.inference import cosine_curve, ground
+from univtg_core.spans import temporal_iou
+
+DIM = 512
+MINUTES = (10, 60, 120)
+CLIP_LENS = (2.0, 0.2)
+
+
+def synthetic_video(n_clips: int, clip_len: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, query embedding, planted windows in seconds): noise plus the query's direction inside
+    three planted moments of 10, 20 and 40 s, at a quarter, a half and near the end of the video."""
+    rng = np.random.default_rng(seed)
+    feats = rng.normal(size=(n_clips, DIM)).astype(np.float32)
+    query = rng.normal(size=DIM).astype(np.float32)
+    query /= np.linalg.norm(query)
+    planted = []
+    for where, seconds in ((0.25, 10.0), (0.5, 20.0), (0.9, 40.0)):
+        first, length = int(where * n_clips), max(1, round(seconds / clip_len))
+        feats[first : first + length] += 2.0 * np.sqrt(DIM) * 0.25 * query
+        planted.append((first * clip_len, (first + length) * clip_len))
+    return feats, query, np.asarray(planted)
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def measure(minutes: int, clip_len: float, repeats: int) -> dict:
+    n_clips = round(minutes * 60 / clip_len)
+    feats, query, planted = synthetic_video(n_clips, clip_len)
+    duration = n_clips * clip_len
+    cosine = cosine_curve(feats, query)
+    smooth = pp.smooth_curve(cosine)
+    row = {"minutes": minutes, "clip_len": clip_len, "clips": n_clips}
+    row["ground_ms"] = median_ms(lambda: ground(feats, query[None], clip_len, query_sentence=query), repeats)
+    row["cosine_ms"] = median_ms(lambda: cosine_curve(feats, query), repeats)
+    row["moments_ms"] = median_ms(
+        lambda: pp.zero_shot_moments(smooth, clip_len, duration, raw=cosine), repeats)
+    row["summary_ms"] = median_ms(lambda: pp.summary_points(smooth, clip_len), repeats)
+    pred = ground(feats, query[None], clip_len, query_sentence=query)
+    moments = np.asarray([[m.start, m.end] for m in pred.moments])
+    ious = temporal_iou(planted, moments) if len(moments) else np.zeros((len(planted), 0))
+    row["planted_ranks"] = [int(np.argmax(hit >= 0.5)) + 1 if hit.max(initial=0) >= 0.5 else None for hit in ious]
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_zero_shot", description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--json", help="also write the rows and ratios here")
+    args = parser.parse_args(argv)
+
+    rows = [measure(minutes, clip_len, args.repeats) for clip_len in CLIP_LENS for minutes in MINUTES]
+    print(f"{'video':>8} {'clip':>5} {'clips':>6} {'ground()':>9} {'cosine':>7} {'moments':>8} {'summary':>8}  "
+          "planted moments (rank at IoU 0.5)")
+    for r in rows:
+        print(f"{r['minutes']:>6} m {r['clip_len']:>4} s {r['clips']:>6} {r['ground_ms']:>7.1f} ms "
+              f"{r['cosine_ms']:>5.1f} ms {r['moments_ms']:>6.1f} ms {r['summary_ms']:>6.1f} ms  {r['planted_ranks']}")
+    ratios = {}
+    for clip_len in CLIP_LENS:
+        by_minutes = {r["minutes"]: r for r in rows if r["clip_len"] == clip_len}
+        ratios[f"{clip_len:g}s"] = {key: round(by_minutes[120][key] / by_minutes[10][key], 1)
+                                    for key in ("ground_ms", "cosine_ms", "moments_ms", "summary_ms")}
+    for clip_len, values in ratios.items():
+        print(f"2 h / 10 min at {clip_len} clips (linear = 12): "
+              + ", ".join(f"{k[:-3]} {v}" for k, v in values.items()))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"rows": rows, "ratios": ratios}, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
