@@ -28,6 +28,7 @@ __all__ = [
     "index_video",
     "load_clip_encoder",
     "load_model",
+    "read_guidance",
 ]
 
 __version__ = "0.1.0"
@@ -40,6 +41,7 @@ _LAZY = {
     "load_clip_encoder": "encoders",
     "load_model": "checkpoint",
     "ground": "inference",
+    "read_guidance": "guidance",
 }
 
 
