@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from univtg_core.training.converters import convert, convert_anet, convert_charades, convert_ego4d, convert_tacos
+from univtg_core.training.converters import (
+    convert,
+    convert_anet,
+    convert_charades,
+    convert_ego4d,
+    convert_mad,
+    convert_tacos,
+)
 from univtg_core.training.data import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +42,16 @@ EGO4D = {"version": "1", "videos": [{"video_uid": "vid-1", "clips": [{
         {"clip_start_sec": 200.0, "clip_end_sec": 230.0, "template": "x"},
         {"clip_start_sec": 300.0, "clip_end_sec": 310.0, "query": "what did I pour in the bowl"},
     ]}]}]}]}
+
+# MAD_{split}.json: {id: {movie, sentence, timestamps, ext_timestamps, movie_duration}}, seconds.
+MAD = {
+    "0": {"movie": "3001_21_JUMP_STREET", "sentence": "Someone opens the door.", "timestamps": [25.1, 27.3],
+          "ext_timestamps": [24.6, 27.8], "movie_duration": 6110.7},
+    "17": {"movie": "3001_21_JUMP_STREET", "sentence": "They run off.", "timestamps": [6109.0, 6112.0],
+           "ext_timestamps": [6108.5, 6112.5], "movie_duration": 6110.7},
+    "1200": {"movie": "1005_Signs", "sentence": "He looks up.", "timestamps": [3.0, 2.0],
+             "ext_timestamps": [1.5, 3.5], "movie_duration": 6400.0},
+}
 
 
 def test_charades_with_durations(tmp_path):
@@ -119,3 +136,28 @@ def test_cli_writes_jsonl_the_trainer_reads(tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert len((tmp_path / "charades.jsonl").read_text().splitlines()) == 3
+
+
+def test_mad_ids_movies_and_extended_windows(tmp_path):
+    (tmp_path / "MAD_test.json").write_text(json.dumps(MAD))
+    records = convert("mad", tmp_path / "MAD_test.json")
+    assert records == [
+        {"qid": "0", "query": "Someone opens the door.", "vid": "3001_21_JUMP_STREET", "duration": 6110.7,
+         "relevant_windows": [[24.6, 27.8]]},
+        {"qid": "17", "query": "They run off.", "vid": "3001_21_JUMP_STREET", "duration": 6110.7,
+         "relevant_windows": [[6108.5, 6110.7]]},  # clamped to the movie, as MAD's baselines clamp it
+        {"qid": "1200", "query": "He looks up.", "vid": "1005_Signs", "duration": 6400.0,
+         "relevant_windows": [[1.5, 3.5]]},
+    ]
+    original = convert_mad(tmp_path / "MAD_test.json", window_key="timestamps")
+    assert [r["relevant_windows"] for r in original] == [[[25.1, 27.3]], [[6109.0, 6110.7]], [[2.0, 3.0]]]
+    broken = {"5": {"movie": "m", "sentence": "s", "movie_duration": 10.0}}
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    with pytest.raises(DataError, match=r"\[5\]: missing ext_timestamps"):
+        convert_mad(tmp_path / "broken.json")
+    (tmp_path / "list.json").write_text(json.dumps([MAD["0"]]))
+    with pytest.raises(DataError, match="expected MAD's layout"):
+        convert_mad(tmp_path / "list.json")
+    from univtg_core.training.convert import main
+    assert main(["mad", str(tmp_path / "MAD_test.json"), str(tmp_path / "mad.jsonl")]) == 0
+    assert len((tmp_path / "mad.jsonl").read_text().splitlines()) == 3

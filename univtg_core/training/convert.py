@@ -1,4 +1,4 @@
-"""`python -m univtg_core.training.convert {charades,tacos,anet,ego4d} IN OUT.jsonl`: annotations -> jsonl."""
+"""`python -m univtg_core.training.convert {charades,tacos,anet,ego4d,mad} IN OUT.jsonl`: annotations -> jsonl."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m univtg_core.training.convert",
                                      description="Convert benchmark annotations into QVHighlights-style jsonl.")
     parser.add_argument("format", choices=FORMATS)
-    parser.add_argument("input", help="Charades-STA txt, TACoS / ActivityNet json, or Ego4D NLQ json")
+    parser.add_argument("input", help="Charades-STA txt, TACoS / ActivityNet / MAD json, or Ego4D NLQ json")
     parser.add_argument("output", help="jsonl to write")
     parser.add_argument("--durations", help="charades: Charades_v1_<split>.csv, or JSON {vid: seconds}")
     parser.add_argument("--qid-start", type=int, default=0, help="first qid (keep splits apart)")

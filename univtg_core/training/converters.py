@@ -10,6 +10,10 @@ windows clamped to [0, duration]. Formats:
 - ActivityNet Captions json: {"v_xxx": {"duration", "timestamps": [[s, e], ...] in seconds, "sentences"}}.
 - Ego4D NLQ json (v1/v2): videos -> clips -> annotations -> language_queries; the video is the clip (vid =
   clip_uid), times relative to the clip start, qid = <annotation_uid>_<query index>.
+- MAD json (MAD_{train,val,test}.json): {id: {"movie", "sentence", "timestamps", "ext_timestamps",
+  "movie_duration"}} in seconds; qid = the annotation id (a string, the `qid` of the guidance score files),
+  vid = the movie; the window is `ext_timestamps` (what MAD's own baselines train and evaluate on) unless
+  asked for `timestamps`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from .data import DataError
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("charades", "tacos", "anet", "ego4d")
+FORMATS = ("charades", "tacos", "anet", "ego4d", "mad")
+MAD_WINDOW_KEYS = ("ext_timestamps", "timestamps")
 
 
 def _record(qid: Any, query: str, vid: str, duration: float, start: float, end: float) -> dict:
@@ -163,6 +168,37 @@ def convert_ego4d(path: str | Path) -> list[dict]:
     return records
 
 
+def convert_mad(path: str | Path, window_key: str = "ext_timestamps") -> list[dict]:
+    """MAD annotation json -> records, one per sentence, in file order (windows clamped to the movie)."""
+    if window_key not in MAD_WINDOW_KEYS:
+        raise DataError(f"window_key must be one of {', '.join(MAD_WINDOW_KEYS)}, got {window_key!r}")
+    data = _read_json(Path(path))
+    if not isinstance(data, dict) or not data:
+        raise DataError(f"{path}: expected MAD's layout, a JSON object {{id: {{movie, sentence, {window_key}, "
+                        "movie_duration}}}")
+    records, empty = [], 0
+    for key, entry in data.items():
+        where = f"{path} [{key}]"
+        if not isinstance(entry, dict):
+            raise DataError(f"{where}: expected an object with movie, sentence, {window_key}, movie_duration")
+        missing = [k for k in ("movie", "sentence", window_key, "movie_duration") if k not in entry]
+        if missing:
+            raise DataError(f"{where}: missing {', '.join(missing)}")
+        stamps = entry[window_key]
+        try:
+            start, end = (float(t) for t in stamps)
+            duration = float(entry["movie_duration"])
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: {window_key} must be [start, end] in seconds and movie_duration a "
+                            "number") from None
+        record = _record(str(key), str(entry["sentence"]), str(entry["movie"]), duration, start, end)
+        empty += record["relevant_windows"][0][0] >= record["relevant_windows"][0][1]
+        records.append(record)
+    if empty:
+        logger.warning("%s: %d of %d windows are empty once clamped to their movie", path, empty, len(records))
+    return records
+
+
 def convert(fmt: str, path: str | Path, durations: str | Path | None = None, qid_start: int = 0) -> list[dict]:
     """Dispatch by format name (one of FORMATS)."""
     if fmt == "charades":
@@ -175,4 +211,6 @@ def convert(fmt: str, path: str | Path, durations: str | Path | None = None, qid
         return convert_anet(path, qid_start)
     if fmt == "ego4d":
         return convert_ego4d(path)
+    if fmt == "mad":
+        return convert_mad(path)
     raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
