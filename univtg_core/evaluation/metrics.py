@@ -1,6 +1,7 @@
 """Benchmark metrics other than QVHighlights, as pure numpy functions.
 
-- `recall_at_iou`: Charades-STA / TACoS (R1@{0.3,0.5,0.7} + mIoU), MAD / Ego4D-NLQ (R{1..100}@{0.1,0.3,0.5}).
+- `recall_at_iou`: Charades-STA / TACoS (R1@{0.3,0.5,0.7} + mIoU); the counting behind `mad` (after NMS) and
+  `ego4d` (strictly above the threshold).
 - `highlight_map`: TVSum (top-5 mAP) and YouTube Highlights (mAP), as UniVTG computes them.
 - `summary_f1`: keyshot-summary F-measure against user summaries (TVSum: avg over users, SumMe: max).
 
@@ -42,21 +43,24 @@ def recall_at_iou(
     ks: Sequence[int] = (1,),
     ious: Sequence[float] = (0.3, 0.5, 0.7),
     miou: bool = True,
+    strict: bool = False,
 ) -> dict[str, float]:
     """Recall at k under temporal-IoU thresholds, plus the mean top-1 IoU.
 
     A query is a hit for (k, t) when any of its first k predicted windows has IoU >= t with any of its
-    GT windows. Predictions are taken in the given order (best first, as in `pred_relevant_windows`);
-    they are not re-sorted by score. A query with fewer than k predictions uses all it has, and a query
-    with none is a miss with IoU 0. `mIoU` is the mean over queries of the best IoU between the first
-    prediction and the GT windows (the Charades-STA / TACoS convention, also UniVTG's MR-mIoU).
+    GT windows (IoU > t with `strict=True`, as the official Ego4D-NLQ script counts). Predictions are
+    taken in the given order (best first, as in `pred_relevant_windows`); they are not re-sorted by score.
+    A query with fewer than k predictions uses all it has, and a query with none is a miss with IoU 0.
+    `mIoU` is the mean over queries of the best IoU between the first prediction and the GT windows (the
+    Charades-STA / TACoS convention, also UniVTG's MR-mIoU and Ego4D-NLQ's mIoU).
 
     Args:
         pred_windows_per_query: per query, (N_i, 2) or (N_i, 3) windows [start, end(, score)], N_i >= 0.
         gt_windows_per_query: per query, (G_i, 2) GT windows [start, end], G_i >= 1.
-        ks: the k of R{k}; Charades/TACoS use (1,), MAD/Ego4D-NLQ (1, 5, 10, 50, 100).
-        ious: IoU thresholds; Charades/TACoS use (0.3, 0.5, 0.7), MAD/Ego4D-NLQ (0.1, 0.3, 0.5).
+        ks: the k of R{k}; Charades/TACoS use (1,), MAD (1, 5, 10, 50, 100), Ego4D-NLQ (1, 5).
+        ious: IoU thresholds; Charades/TACoS use (0.3, 0.5, 0.7), MAD (0.1, 0.3, 0.5), Ego4D-NLQ (0.3, 0.5).
         miou: also report `mIoU`.
+        strict: count a hit only above the threshold, not at it.
 
     Returns:
         {"R1@0.3": ..., ..., "mIoU": ...}: percentages rounded to 2 decimals, keys ordered by k then IoU.
@@ -90,7 +94,8 @@ def recall_at_iou(
     report: dict[str, float] = {}
     for i, k in enumerate(ks):
         for t in thresholds:
-            report[f"R{k}@{t:g}"] = _percent(np.mean(best_iou_at_k[:, i] >= t))
+            hits = best_iou_at_k[:, i] > t if strict else best_iou_at_k[:, i] >= t
+            report[f"R{k}@{t:g}"] = _percent(np.mean(hits))
     if miou:
         report["mIoU"] = _percent(top1_iou.mean())
     return report

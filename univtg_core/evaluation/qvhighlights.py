@@ -23,6 +23,7 @@ from univtg_core.evaluation.metrics import recall_at_iou
 from univtg_core.spans import temporal_iou
 
 __all__ = [
+    "PROTOCOL_BENCHMARKS",
     "RECALL_BENCHMARKS",
     "evaluate_qvhighlights",
     "evaluate_recall_benchmark",
@@ -48,13 +49,13 @@ HL_MIN_SCORES = {"Fair": 2, "Good": 3, "VeryGood": 4}  # a clip is positive when
 HL_CLIP_SECONDS = 2.0
 HL_NUM_ANNOTATORS = 3
 
-# Record-level recall benchmarks: (ks, IoU thresholds, report mIoU).
+# Record-level recall benchmarks: (ks, IoU thresholds, report mIoU). MAD and Ego4D-NLQ have protocols of
+# their own (NMS inside the metric, strict thresholds): evaluation.mad and evaluation.ego4d.
 RECALL_BENCHMARKS: dict[str, tuple[tuple[int, ...], tuple[float, ...], bool]] = {
     "charades": ((1,), (0.3, 0.5, 0.7), True),
     "tacos": ((1,), (0.3, 0.5, 0.7), True),
-    "mad": ((1, 5, 10, 50, 100), (0.1, 0.3, 0.5), False),
-    "ego4d": ((1, 5, 10, 50, 100), (0.1, 0.3, 0.5), False),
 }
+PROTOCOL_BENCHMARKS = ("mad", "ego4d")
 
 
 def _percent(value: float) -> float:
@@ -399,10 +400,20 @@ def evaluate_recall_benchmark(
     benchmark: str,
     match_number: bool = True,
 ) -> dict[str, float]:
-    """Recall@k at IoU thresholds for Charades-STA / TACoS (R1@{0.3,0.5,0.7}, mIoU) and MAD / Ego4D-NLQ
-    (R{1,5,10,50,100}@{0.1,0.3,0.5}) on QVHighlights-format records; see `metrics.recall_at_iou`."""
+    """Recall@k at IoU thresholds on QVHighlights-format records: Charades-STA / TACoS (R1@{0.3,0.5,0.7},
+    mIoU; see `metrics.recall_at_iou`), MAD (`evaluation.mad`) and Ego4D-NLQ (`evaluation.ego4d`), each
+    with its official defaults."""
+    if benchmark == "mad":
+        from univtg_core.evaluation.mad import evaluate_mad
+
+        return evaluate_mad(submission, ground_truth, match_number=match_number)
+    if benchmark == "ego4d":
+        from univtg_core.evaluation.ego4d import evaluate_ego4d
+
+        return evaluate_ego4d(submission, ground_truth, match_number=match_number)
     if benchmark not in RECALL_BENCHMARKS:
-        raise ValueError(f"unknown benchmark {benchmark!r}; valid: {', '.join(RECALL_BENCHMARKS)}")
+        valid = ", ".join([*RECALL_BENCHMARKS, *PROTOCOL_BENCHMARKS])
+        raise ValueError(f"unknown benchmark {benchmark!r}; valid: {valid}")
     ks, ious, miou = RECALL_BENCHMARKS[benchmark]
     submission, ground_truth = match_by_qid(submission, ground_truth, match_number)
     preds = [_windows(d, "pred_relevant_windows", 2) for d in submission]
