@@ -211,16 +211,19 @@ def summary_points(
         else:
             candidates = order.tolist()
         reach = min(gap, n_clips)  # a gap beyond the video blocks the same clips as one the video's length
-        blocked = bytearray(n_clips)
+        # Padded by `reach` on both sides so that marking needs no clipping: clip i lives at i + reach.
+        blocked = bytearray(n_clips + 2 * reach)
         mark = b"\x01" * (2 * reach + 1)
+        span = 2 * reach + 1
+        remaining = count - len(chosen)
         for idx in candidates:
-            if len(chosen) >= count:
-                break
-            if blocked[idx]:
+            if blocked[idx + reach]:
                 continue
             chosen.append(idx)
-            lo, hi = max(0, idx - reach), min(n_clips, idx + reach + 1)
-            blocked[lo:hi] = mark[: hi - lo]
+            blocked[idx : idx + span] = mark
+            remaining -= 1
+            if not remaining:
+                break
         gap -= 1
     return (np.sort(np.array(chosen)) + 0.5) * clip_len
 
