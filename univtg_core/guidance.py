@@ -14,6 +14,7 @@ query's scores onto any other window grid (ours), for a coarse-to-fine first sta
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def read_guidance(path: str | os.PathLike, fps: float = GUIDANCE_FPS) -> dict[st
     refers to anything but plain data (before anything in it runs) or for bytes that are not a pickle, and
     `GuidanceError` naming the record for anything that is not the format above.
     """
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+    if isinstance(fps, bool) or not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
         raise GuidanceError(f"fps must be a positive number (the rate of the window indices), got {fps!r}")
     label = f"guidance file {os.fspath(path)}"
     data = safe_pickle.load(path, what=label)
