@@ -187,7 +187,8 @@ def summary_points(
     Each pass over the clips (one per gap) costs O(N log N): the distance of every clip to the nearest clip
     chosen in earlier passes comes from one binary search, only clips farther than the gap are visited, and
     clips chosen during the pass block their neighbours in a flat array. Passes whose gap no remaining clip
-    exceeds are skipped, since they could choose nothing.
+    exceeds are skipped, since they could choose nothing; there are at most `min_gap_clips` + 1 passes, 4 with
+    the default gap for the default budget. The choice is exactly the clip-by-clip greedy's.
     """
     saliency = np.asarray(saliency, dtype=np.float64)
     n_clips = saliency.size
