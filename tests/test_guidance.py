@@ -109,7 +109,8 @@ def test_a_reduce_payload_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("payload", [b"", np.random.default_rng(0).bytes(64), pickle.dumps([seed_records()])[:-20]])
+@pytest.mark.parametrize("payload", [b"", np.random.default_rng(0).bytes(64), pickle.dumps([seed_records()])[:-20]],
+                         ids=["empty", "random", "truncated"])
 def test_truncated_or_random_bytes_give_one_clear_error(tmp_path, payload):
     path = tmp_path / "broken.pkl"
     path.write_bytes(payload)
