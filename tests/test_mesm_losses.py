@@ -38,7 +38,8 @@ def _targets(data, training):
 
 
 def _forward(model, data, training):
-    kwargs = dict(video_feat=torch.from_numpy(data["in_video_feat"]), video_mask=torch.from_numpy(data["in_video_mask"]),
+    kwargs = dict(video_feat=torch.from_numpy(data["in_video_feat"]),
+                  video_mask=torch.from_numpy(data["in_video_mask"]),
                   words_feat=torch.from_numpy(data["in_txt_hidden"]),
                   words_mask=torch.from_numpy(data["in_words_mask"][:, :16]),
                   num_clips=torch.from_numpy(data["in_num_clips"]))
