@@ -1102,6 +1102,40 @@ def load_mesm(path: str | Path, device: str | torch.device | None = None, **over
     return model.to(pick_device(device)).eval()
 
 
+def official_options(config: MESMConfig, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """MESM's option names for `config` (what its `opt` holds; v_feat_dim counts the tef columns, as in the
+    checkpoint), updated with `extra` (training options)."""
+    tokenizer, pkl = {"clip": ("CLIP", False), "glove_pkl": ("GloVeNLTK", True), "glove_ids": ("GloVeNLTK", False)}[
+        config.text_path]
+    names = {"clip": "clip_image"}
+    options = {k: v for k, v in config.to_dict().items()
+               if k not in ("text_path", "video_sources", "official_batch_mask")}
+    options.update(tokenizer_type=tokenizer, load_vocab_pkl=pkl, pre_norm=False, position_embedding="sine",
+                   span_loss_type="l1", device="cuda",
+                   feat_files=[f"{names.get(n, n)}.hdf5" for n, _ in config.video_sources])
+    options.update(extra or {})
+    return options
+
+
+def save_mesm_checkpoint(path: str | Path, model: MESM, options: Mapping[str, Any] | None = None, epoch: int = -1,
+                         optimizer: torch.optim.Optimizer | None = None, lr_scheduler: Any = None) -> Path:
+    """Write a checkpoint in the official training script's format (dict of model, optimizer, lr_scheduler,
+    epoch, opt as an argparse.Namespace with device a torch.device), so the official code loads it too."""
+    opt = official_options(model.config, options)
+    opt["device"] = torch.device(str(opt.get("device", "cuda")))
+    ckpt: dict[str, Any] = {"model": OrderedDict((k, v.detach().cpu()) for k, v in model.state_dict().items()
+                                                 if "text_encoder" not in k)}
+    ckpt["optimizer"] = optimizer.state_dict() if optimizer is not None else None
+    if lr_scheduler is not None:
+        ckpt["lr_scheduler"] = lr_scheduler.state_dict()
+    ckpt["epoch"] = int(epoch)
+    ckpt["opt"] = argparse.Namespace(**opt)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, path)
+    return path
+
+
 def with_config(model: MESM, **changes: Any) -> MESM:
     """The same weights under a changed (non-architectural) config, e.g. official_batch_mask."""
     new = build_mesm(replace(model.config, **changes), model.state_dict())
@@ -1109,4 +1143,5 @@ def with_config(model: MESM, **changes: Any) -> MESM:
 
 
 __all__ = ["MESM", "MESMCheckpoint", "MESMConfig", "build_mesm", "config_from_checkpoint", "draw_masked_words",
-           "load_mesm", "read_mesm_checkpoint", "sample_negative_queries", "video_sources_from_options"]
+           "load_mesm", "official_options", "read_mesm_checkpoint", "sample_negative_queries", "save_mesm_checkpoint",
+           "video_sources_from_options", "with_config"]
