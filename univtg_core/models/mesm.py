@@ -397,14 +397,11 @@ def _expand_groups(values: torch.Tensor, sizes: list[int], repeats: list[int]) -
     return _pad_rows(chunks)
 
 
-class T2VLayer(nn.Module):
-    """One cross-attention layer: queries x attend to keys y; x1 = x + attn; out = LN2(x1 + FFN(LN1(x1))).
+class AttentionLayer(nn.Module):
+    """torch attention + a PReLU feed-forward block, registered in the official order (keys self_attn.*,
+    linear1, linear2, norm1, norm2, activation)."""
 
-    The FFN reads LN1(x1) but the residual adds the un-normalised x1 (official). With `separate_mlm_ffn`
-    (share_MLP off) the masked-word pass uses its own FFN and norms (`linear1_1`, ..., `norm2_1`).
-    """
-
-    def __init__(self, d: int, nheads: int, dim_ff: int, dropout: float, separate_mlm_ffn: bool = False):
+    def __init__(self, d: int, nheads: int, dim_ff: int, dropout: float):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(d, nheads, dropout=dropout)
         self.linear1 = nn.Linear(d, dim_ff)
@@ -415,6 +412,20 @@ class T2VLayer(nn.Module):
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.activation = nn.PReLU()
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+
+
+class T2VLayer(AttentionLayer):
+    """One cross-attention layer: queries x attend to keys y; x1 = x + attn; out = LN2(x1 + FFN(LN1(x1))).
+
+    The FFN reads LN1(x1) but the residual adds the un-normalised x1 (official). With `separate_mlm_ffn`
+    (share_MLP off) the masked-word pass uses its own FFN and norms (`linear1_1`, ..., `norm2_1`).
+    """
+
+    def __init__(self, d: int, nheads: int, dim_ff: int, dropout: float, separate_mlm_ffn: bool = False):
+        super().__init__(d, nheads, dim_ff, dropout)
         self.nhead = nheads
         self.separate_mlm_ffn = separate_mlm_ffn
         if separate_mlm_ffn:
@@ -443,8 +454,7 @@ class T2VLayer(nn.Module):
         if is_mlm and self.separate_mlm_ffn:
             h = self.linear2_1(self.dropout_1(self.activation(self.linear1_1(self.norm1_1(x1)))))
             return self.norm2_1(x1 + self.dropout2_1(h))
-        h = self.linear2(self.dropout(self.activation(self.linear1(self.norm1(x1)))))
-        return self.norm2(x1 + self.dropout2(h))
+        return self.norm2(x1 + self.dropout2(self.feed_forward(self.norm1(x1))))
 
 
 class T2VStack(nn.Module):
@@ -484,25 +494,13 @@ class T2VEncoder(nn.Module):
         return self.t2v_encoder(*args, **kwargs)
 
 
-class EncoderLayer(nn.Module):
+class EncoderLayer(AttentionLayer):
     """Post-norm self-attention layer with a PReLU feed-forward block."""
-
-    def __init__(self, d: int, nheads: int, dim_ff: int, dropout: float):
-        super().__init__()
-        self.self_attn = nn.MultiheadAttention(d, nheads, dropout=dropout)
-        self.linear1 = nn.Linear(d, dim_ff)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_ff, d)
-        self.norm1 = nn.LayerNorm(d)
-        self.norm2 = nn.LayerNorm(d)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.activation = nn.PReLU()
 
     def forward(self, src: torch.Tensor, key_pad: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         q = k = src + pos
         src = self.norm1(src + self.dropout1(self.self_attn(q, k, value=src, key_padding_mask=key_pad)[0]))
-        return self.norm2(src + self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(src))))))
+        return self.norm2(src + self.dropout2(self.feed_forward(src)))
 
 
 class HeadAttention(nn.Module):
