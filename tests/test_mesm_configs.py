@@ -102,7 +102,8 @@ def test_other_configurations_load_strictly_and_run(tmp_path, name):
     words_weight = torch.zeros(3, c.max_words_l, dtype=torch.long)
     for i, t in enumerate(words_len):
         words_weight[i, :t] = 1
-    out = model(video_feat=video, video_mask=mask, words_feat=words, num_clips=num_clips, is_training=True,
+    model.official_batch_mask = False
+    out = model.train()(video_feat=video, video_mask=mask, words_feat=words, num_clips=num_clips, is_training=True,
                 unknown_mask=torch.zeros(3, c.max_words_l, dtype=torch.bool), clip_mask=targets["clip_mask"],
                 words_weight=words_weight, mlm_rng=np.random.default_rng(0))
     criterion = MESMCriterion(MESMLossConfig.from_options({**TRAINING, "dataset_name": c.dataset_name}, c))

@@ -140,6 +140,8 @@ class MESMConfig:
         if self.dataset_name not in DATASETS:
             raise CheckpointError(f"MESM setting dataset_name must be one of {', '.join(DATASETS)}, "
                                   f"got {self.dataset_name!r}")
+        if not float(self.max_ts_val) > 0:
+            raise CheckpointError(f"MESM setting max_ts_val must be positive seconds, got {self.max_ts_val!r}")
         if not (self.clip_len > 0 or self.clip_len == -1):
             raise CheckpointError(f"MESM setting clip_len must be positive seconds or -1 (normalised "
                                   f"positions), got {self.clip_len!r}")
@@ -1093,6 +1095,9 @@ def load_mesm(path: str | Path, device: str | torch.device | None = None, **over
     from ..device import pick_device
 
     ckpt = read_mesm_checkpoint(path)
+    if not ckpt.options:
+        logger.warning("%s has no options (no opt in the file, no opt.json beside it): the number of heads and the "
+                       "preprocessing are MESM's defaults (nheads 8, CLIP + SlowFast, clip_len 1)", path)
     config = config_from_checkpoint(ckpt.state_dict, ckpt.options, **overrides)
     model = build_mesm(config, ckpt.state_dict)
     logger.info("loaded MESM from %s (epoch %s): hidden %d, %d queries, text %s, video %s", path, ckpt.epoch,
