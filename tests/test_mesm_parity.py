@@ -273,3 +273,17 @@ def test_loading_refuses_unsafe_and_mismatched_checkpoints(reference, tmp_path):
     model = load_mesm(reference / "model_test_best.ckpt", device="cpu", official_batch_mask=True)
     assert model.official_batch_mask and all(s.official_batch_mask for s in model.modules()
                                              if type(s).__name__ == "T2VStack")
+
+
+@pytest.mark.parametrize("case", ["io_batch", "io_grouped"])
+def test_masked_word_draw_equals_official_when_seeded(cases, case):
+    from univtg_core.models.mesm import draw_masked_words
+
+    data = cases[case]
+    np.random.seed(12345)  # the fixture's seed: numpy's global RNG draws, as in the official _mask_words
+    mask, weight = torch.from_numpy(data["in_words_mask"][:, :16]), torch.from_numpy(data["in_words_weight"])
+    drawn = draw_masked_words(mask, weight)
+    assert np.array_equal(drawn.numpy(), data["train_mid_mlm_masked_words"])
+    counts = drawn.sum(1).numpy()
+    assert counts.tolist() == [max(int(n) // 3, 1) for n in data["in_words_mask"][:, :16].sum(1)]
+    assert not (drawn.numpy() & (data["in_words_weight"] == 0)).any()  # never the start/end tokens
