@@ -760,9 +760,13 @@ class MESM(GroundingModel, nn.Module):
         text path (CLIP and GloVe ids: mean of the raw rows; GloVe pickle: normalise first, mask from rows)."""
         c = self.config
         words_feat = words_feat.float()
+        if words_mask is not None:
+            words_mask = words_mask.bool()[:, :words_feat.shape[1]]
+            if words_mask.shape[1] < words_feat.shape[1]:
+                words_mask = F.pad(words_mask, (0, words_feat.shape[1] - words_mask.shape[1]), value=False)
         if c.text_path == "glove_pkl":
             if words_mask is not None:
-                words_feat = words_feat.masked_fill(~words_mask.bool()[..., None], 0)
+                words_feat = words_feat.masked_fill(~words_mask[..., None], 0)
             if c.normalize_txt:
                 words_feat = F.normalize(words_feat, dim=-1, p=2, eps=1e-5)
             mask = words_feat.sum(dim=-1) != 0
@@ -774,7 +778,7 @@ class MESM(GroundingModel, nn.Module):
         if words_mask is None:
             mask = words_feat.abs().sum(dim=-1) != 0
         else:
-            mask = words_mask.bool()[:, :c.max_words_l]
+            mask = words_mask[:, :c.max_words_l]
         words_feat = words_feat.masked_fill(~mask[..., None], 0)
         sentence = words_feat.sum(dim=1) / mask.sum(dim=1, keepdim=True)
         if c.normalize_txt:
