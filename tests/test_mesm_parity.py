@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -287,3 +288,15 @@ def test_masked_word_draw_equals_official_when_seeded(cases, case):
     counts = drawn.sum(1).numpy()
     assert counts.tolist() == [max(int(n) // 3, 1) for n in data["in_words_mask"][:, :16].sum(1)]
     assert not (drawn.numpy() & (data["in_words_weight"] == 0)).any()  # never the start/end tokens
+
+
+def test_released_charades_shapes_load_and_keys_keep_the_official_order(model, reference, tmp_path):
+    manifest = json.loads((reference / "checkpoint_manifest.json").read_text())
+    assert list(model.state_dict()) == [e[0] for e in manifest["model"]["entries"]]
+    released = manifest["released_config_state_dict_shapes"]["entries"]
+    options = json.loads((reference / "opt.json").read_text()) | {"hidden_dim": 256}
+    state = {name: torch.zeros(shape) for name, shape in released}
+    torch.save({"model": state, "epoch": 0, "opt": argparse.Namespace(**options)}, tmp_path / "released.ckpt")
+    big = load_mesm(tmp_path / "released.ckpt", device="cpu")
+    assert big.config.hidden_dim == 256 and sum(p.numel() for p in big.parameters()) == 12_806_789
+    assert list(big.state_dict()) == [name for name, _ in released]
