@@ -167,6 +167,8 @@ def test_one_video_needs_no_negative(model, cases):
     assert "neg_saliency_scores" not in out and out["pred_logits"].shape == (2, 10, 2)
     with pytest.raises(ValueError, match="num_clips"):
         model(**_batch(data), num_clips=[1, 1])
+    with pytest.raises(TypeError, match="negative_index"):
+        model(**_batch(data), negative_index=[1, 0, 0])
 
 
 def test_postprocess_single_as_official(model, cases, reference):

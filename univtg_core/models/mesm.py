@@ -689,6 +689,11 @@ class SegSenRecon(nn.Module):
 # ------------------------------------------------------------------------------------------------- model
 
 
+# Keys of an official collated batch that the forward does not read (passing **batch is fine).
+OFFICIAL_BATCH_KEYS = {"words_id", "duration", "moment", "sentence", "words_label", "start_idx", "end_idx",
+                       "pos_idx", "neg_idx", "qid", "video_id", "norm_moment", "norm_span", "saliency_label"}
+
+
 def sample_negative_queries(num_clips: list[int], device: torch.device | None = None) -> torch.Tensor:
     """For each query, a random query of another video (torch.randperm, drawn as the official code draws)."""
     total = sum(num_clips)
@@ -806,9 +811,14 @@ class MESM(GroundingModel, nn.Module):
         more videos (or `neg_index` is given), unless `with_negative=False`; with one video it is skipped (the
         official code crashes there). `is_training=True` adds the masked-word pass (needs unknown_mask,
         clip_mask and words_weight; `masked_words` fixes the masked positions, else they are drawn with
-        `mlm_rng`, or numpy's global RNG as the official code does). Other batch keys are ignored.
+        `mlm_rng`, or numpy's global RNG as the official code does). The other keys of an official batch are
+        accepted and ignored; anything else is a TypeError.
         """
         c = self.config
+        unknown = sorted(set(batch_extras) - OFFICIAL_BATCH_KEYS)
+        if unknown:
+            raise TypeError(f"MESM.forward got unexpected arguments {unknown}; it reads video_feat, video_mask, "
+                            f"words_feat, words_mask, num_clips and the keyword options in its docstring")
         dataset_name = dataset_name or c.dataset_name
         n = video_feat.shape[0]
         video_feat = video_feat.float()
