@@ -362,6 +362,11 @@ def _concat_outputs(parts: list[WindowOutput]) -> WindowOutput:
                         scores=np.concatenate([p.scores for p in parts]), saliency=saliency, extras=extras)
 
 
+def _take(outputs: WindowOutput, index: np.ndarray) -> WindowOutput:
+    return WindowOutput(windows=outputs.windows[index], scores=outputs.scores[index],
+                        saliency=outputs.saliency[index], extras={k: v[index] for k, v in outputs.extras.items()})
+
+
 def _window_batches(video: np.ndarray, grid: np.ndarray, chunk: int):
     for first in range(0, len(grid), chunk):
         part = grid[first:first + chunk]
@@ -404,9 +409,10 @@ def long_video_moments(model, video_feats: np.ndarray, query, clip_len: float | 
                              for b, n in _window_batches(video, grid, chunk)])
     order = rank_windows(torch.from_numpy(scores))
     kept = order if coarse_top_k is None else order[:coarse_top_k]
+    in_time = np.sort(kept)  # batches in temporal order; candidates then put in rank order
     parts = [model.predict_windows(b, query_input, clip_len, lengths=n)
-             for b, n in _window_batches(video, grid[kept], chunk)]
-    outputs = _concat_outputs(parts)
+             for b, n in _window_batches(video, grid[in_time], chunk)]
+    outputs = _take(_concat_outputs(parts), np.searchsorted(in_time, kept))
     windows, fused = model.rank_moments(outputs, grid[kept, 0], clip_len)
     windows, fused = clamp_moments(windows, fused, len(video) * clip_len)
     return LongVideoMoments(windows=windows, scores=fused, window_order=order, window_scores=scores, grid=grid,
