@@ -179,8 +179,8 @@ class GumbelGate(nn.Module):
         return hard, noisy
 
 
-class T2VEncoderLayer(nn.Module):
-    """Frames attend to the text; token and text pass through. The FFN reads LayerNorm1(x) but is added to x."""
+class _AttentionBlock(nn.Module):
+    """Attention + two-layer ReLU feed-forward + two LayerNorms, built in the official order."""
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float):
         super().__init__()
@@ -193,6 +193,13 @@ class T2VEncoderLayer(nn.Module):
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.nhead = nhead
+
+    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.dropout(F.relu(self.linear1(x))))
+
+
+class T2VEncoderLayer(_AttentionBlock):
+    """Frames attend to the text; token and text pass through. The FFN reads LayerNorm1(x) but is added to x."""
 
     def forward(self, src: torch.Tensor, padding: torch.Tensor, pos: torch.Tensor, video_length: int,
                 official_mask_layout: bool) -> torch.Tensor:
@@ -208,28 +215,16 @@ class T2VEncoderLayer(nn.Module):
         attended = self.self_attn(with_pos[1:vl + 1], with_pos[vl + 1:], value=src[vl + 1:], attn_mask=attn_mask,
                                   key_padding_mask=text_padding)[0]
         x = src[1:vl + 1] + self.dropout1(attended)
-        y = self.linear2(self.dropout(F.relu(self.linear1(self.norm1(x)))))
-        x = self.norm2(x + self.dropout2(y))
+        x = self.norm2(x + self.dropout2(self._feed_forward(self.norm1(x))))
         return torch.cat([src[:1], x, src[vl + 1:]], dim=0)
 
 
-class EncoderLayer(nn.Module):
+class EncoderLayer(_AttentionBlock):
     """Standard self-attention layer (post- or pre-norm); also returns the first row's head-averaged attention."""
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, pre_norm: bool):
-        super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        super().__init__(d_model, nhead, dim_feedforward, dropout)
         self.pre_norm = pre_norm
-
-    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear2(self.dropout(F.relu(self.linear1(x))))
 
     def forward(self, src: torch.Tensor, attn_mask: torch.Tensor | None, padding: torch.Tensor,
                 pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
