@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -62,6 +63,9 @@ class _ForwardCache:
     def _wrap(self, fn, name):
         def call(**kwargs):
             key = self.key(name, kwargs)
+            full = self.key("forward", kwargs)
+            if name == "retrieval_logits" and full in self.store:  # the same batch's forward has prob_soft
+                return self.store[full]["prob_soft"]
             if key not in self.store:
                 self.store[key] = fn(**kwargs)
             return self.store[key]
@@ -301,11 +305,13 @@ def test_postprocessing_from_stored_outputs(ref, data, video):
     _assert_rows_match(rank_rows(rows).fusion, run["submission_file"][0]["predicted_times"], "mad_q0")
 
 
-def test_official_inference_reproduced(model, ref, video, queries):
+@pytest.mark.parametrize("qids", [("mad_q0",), pytest.param(("mad_q0", "mad_q1"), marks=pytest.mark.slow)])
+def test_official_inference_reproduced(model, ref, video, queries, qids):
     runs = json.loads((ref / "inference.json").read_text())
-    pairs = [queries["mad_q0"], queries["mad_q1"]]
-    _check_run(official_inference(model, video, pairs, eval_bsz=1), runs["single_query_batches_topk30"])
-    _check_run(official_inference(model, video, pairs, eval_bsz=1, topk_window=3), runs["single_query_batches_topk3"])
+    pairs = [queries[q] for q in qids]
+    _check_run(official_inference(model, video, pairs, eval_bsz=1), runs["single_query_batches_topk30"], qids)
+    _check_run(official_inference(model, video, pairs, eval_bsz=1, topk_window=3), runs["single_query_batches_topk3"],
+               qids)
 
 
 @pytest.mark.slow
@@ -321,21 +327,22 @@ def test_official_inference_script_default_batch(model, ref, video, queries):
     _check_run(results, run)
 
 
-def test_product_through_the_contract_equals_official_then_clamped(model, ref, video, queries):
+@pytest.mark.parametrize("k, run", [(None, "single_query_batches_topk30"),
+                                    pytest.param(3, "single_query_batches_topk3", marks=pytest.mark.slow)])
+def test_product_through_the_contract_equals_official_then_clamped(model, ref, video, queries, k, run):
     """What a generic long-video ground() does with RGNet (grid, learned window scores, top-K, candidates, the
     model's own fusion and NMS) gives the official moments, then clamped to the 480 s video."""
     runs = json.loads((ref / "inference.json").read_text())
     tokens, sentence = queries["mad_q0"]
     query = Query(tokens=tokens, embedding=sentence)
-    for k, run in ((None, "single_query_batches_topk30"), (3, "single_query_batches_topk3")):
-        got = long_video_moments(model, video, query, coarse_top_k=k)
-        assert got.window_order.tolist() == runs[run]["query_id2windowidx"]["mad_q0"]
-        official = np.asarray(runs[run]["submission_file"][0]["predicted_times"])
-        spans = np.clip(official[:, :2], 0, 480.0)
-        keep = spans[:, 1] > spans[:, 0]
-        assert len(got.windows) == keep.sum() and got.windows.min() >= 0 and got.windows.max() <= 480
-        _assert_rows_match([list(w) + [0, 0, s] for w, s in zip(got.windows, got.scores)],
-                           [list(w) + [0, 0, s] for w, s in zip(spans[keep], official[keep, 4])], run)
+    got = long_video_moments(model, video, query, coarse_top_k=k)
+    assert got.window_order.tolist() == runs[run]["query_id2windowidx"]["mad_q0"]
+    official = np.asarray(runs[run]["submission_file"][0]["predicted_times"])
+    spans = np.clip(official[:, :2], 0, 480.0)
+    keep = spans[:, 1] > spans[:, 0]
+    assert len(got.windows) == keep.sum() and got.windows.min() >= 0 and got.windows.max() <= 480
+    _assert_rows_match([list(w) + [0, 0, s] for w, s in zip(got.windows, got.scores)],
+                       [list(w) + [0, 0, s] for w, s in zip(spans[keep], official[keep, 4])], run)
 
 
 def test_clip_matching_padding_quirk_and_product_fix(ref, video):
@@ -515,14 +522,15 @@ def test_other_configurations_load_strictly_and_run(tmp_path, name):
     assert torch.isfinite(out["pred_logits"]).all() and torch.isfinite(out["saliency_scores"]).all()
     assert (out["prob_soft"] is None) == (not config.qddetr)
     # the whole official inference runs (learned first stage, or CONE's pre-filter without a retrieval token)
-    feats = rng.normal(size=(3 * config.max_v_l, config.v_motion_feat_dim)).astype(np.float32)
+    feats = rng.normal(size=(2 * config.max_v_l, config.v_motion_feat_dim)).astype(np.float32)
     tokens, sentence = rng.normal(size=(6, config.t_feat_dim)), rng.normal(size=config.v_appear_feat_dim)
-    result = official_inference(model, feats, [(tokens, sentence)], topk_window=3)[0]
-    assert len(result.kept_windows) == 3 and 0 < len(result.ranked.fusion) <= 3 * config.num_queries
+    result = official_inference(model, feats, [(tokens, sentence)], topk_window=2)[0]
+    assert sorted(result.window_order) == list(range(5)) and result.kept_windows == result.window_order[:2]
+    assert 0 < len(result.ranked.fusion) <= 2 * config.num_queries
 
 
 def test_ego4d_like_checkpoint_from_opt_json_and_ddp(tmp_path):
-    ckpt = _official_checkpoint(EGO4D_LIKE, seed=3)
+    ckpt = _official_checkpoint(replace(EGO4D_LIKE, enc_layers=1, dec_layers=2), seed=3)
     opt = {k: (0 if k == "device" else v) for k, v in vars(ckpt.pop("opt")).items()}
     ckpt["model"] = {f"module.{k}": v for k, v in ckpt["model"].items()}
     path = tmp_path / "model_best.ckpt"

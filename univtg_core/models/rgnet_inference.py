@@ -414,9 +414,11 @@ def long_video_moments(model, video_feats: np.ndarray, query, clip_len: float | 
             raise QueryError("this RGNet checkpoint has no learned window score: the query needs its sentence "
                              "embedding to pre-filter the windows")
         adapt = model.adapt_appearance if model.config.adapter_module == "linear" else None
+        device = next(model.parameters()).device
         with torch.no_grad():
-            scores = prefilter_window_scores(torch.from_numpy(video), torch.from_numpy(query_input.embedding), grid,
-                                             adapt).numpy()
+            scores = prefilter_window_scores(torch.from_numpy(video).to(device),
+                                             torch.from_numpy(query_input.embedding).to(device), grid,
+                                             adapt).cpu().numpy()
     order = rank_windows(torch.from_numpy(scores))
     kept = order if coarse_top_k is None else order[:coarse_top_k]
     in_time = np.sort(kept)  # batches in temporal order; candidates then put in rank order
