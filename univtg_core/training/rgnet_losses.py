@@ -80,10 +80,6 @@ class RGNetLossConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names and v is not None})
 
-    @property
-    def uses_adapter_loss(self) -> bool:
-        return self.adapter_loss and self.adapter_module == "linear"
-
 
 def hungarian_match(outputs: dict, span_targets: list[torch.Tensor], cost_span: float = 10.0,
                     cost_giou: float = 1.0, cost_class: float = 4.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
