@@ -7,7 +7,7 @@ exactly as the official code calls it; the methods below are the product's view 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +42,9 @@ class QueryInput:
     tokens: np.ndarray  # (T, D) float32
     rows_read: int  # rows of the encoder's text output the model reads (after the official cut)
     rows_given: int  # rows the encoder gave
+    # The sentence embedding as the model's own second stage reads it (normalised as its dataset did), for
+    # architectures that re-score candidates with it (RGNet's CLIP matching); None when not given.
+    embedding: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class WindowOutput:
     windows: np.ndarray  # (B, K, 2) seconds from each window's first clip, unclamped
     scores: np.ndarray  # (B, K) confidence of each candidate
     saliency: np.ndarray  # (B, L) one value per clip
+    # Architecture-specific per-window arrays (first axis B) that the same architecture's `rank_moments`
+    # reads, e.g. RGNet's proposal and matching scores and its raw (center, width) spans.
+    extras: dict = field(default_factory=dict)
 
 
 class GroundingModel:
@@ -81,4 +87,18 @@ class GroundingModel:
     def window_scores(self, video: np.ndarray, query: QueryInput, clip_len: float) -> np.ndarray | None:
         """A learned first stage: one relevance score per window (B,), or None when the architecture has none
         (then the coarse stage uses the query embedding's cosine)."""
+        return None
+
+    def window_grid(self, n_clips: int) -> np.ndarray | None:
+        """The architecture's own window layout over a whole video, (W, 2) int [start, end) clips in the order
+        its first stage numbers them, or None (then ground() uses its generic half-overlapping windows).
+        Windows may be shorter than `input_spec.window`: pass `lengths` to window_scores / predict_windows."""
+        return None
+
+    def rank_moments(self, outputs: WindowOutput, window_starts: np.ndarray,
+                     clip_len: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The architecture's own second stage over the candidates of the selected windows: `outputs` holds
+        them in first-stage rank order, `window_starts` (B,) their first clips. Returns absolute (N, 2)
+        seconds (not clamped: the product clamps) and (N,) scores, best first, after the architecture's fusion
+        and NMS; None means ground() fuses and suppresses with its generic rules."""
         return None

@@ -1,0 +1,434 @@
+"""RGNet's long-video inference (rgnet/inference.py, MAD and Ego4D-NLQ branches) as small pure functions.
+
+The official pipeline for one query over a whole video:
+
+1. `window_grid`: windows of `max_v_l` frames with stride `int(max_v_l / 2)`; window i covers
+   [max((i-1)s, 0), min((i-1)s + max_v_l, n)), so the first one is a half window; ceil(n / s) + 1 windows.
+2. Every window runs through the model; the window score is sigmoid(prob_soft) and windows are ranked by it
+   (`torch.sort`, descending); the first `topk_window` are kept (`rank_windows`). Without a retrieval token
+   the official code ranks by CONE's pre-filter instead (`prefilter_window_scores`).
+3. Per kept window and decoder query: proposal score = P(foreground) x window score (`proposal_scores`);
+   matching score = sum of the top-3 frame-sentence cosines inside the span (`clip_matching_scores`; Ego4D
+   passes the frames through the adapter and multiplies by the window score).
+4. Rows [start s, end s, proposal, matching] per window, sorted by proposal, rounded to 4 decimals
+   (`window_rows`); per query, proposal and matching min-max normalised over all rows and summed, rows keyed by
+   their rounded span (`score_fusion`); sorted, the first `max_before_nms` go through NMS on intersection over
+   hull at `nms_thd`, `max_after_nms` kept (`suppress`).
+
+`official_inference` chains these exactly as `eval_epoch` does (padded batches, the official CLIP-matching
+slice of the padding, several queries per batch). `long_video_moments` is the product's version through the
+model's contract methods, which clips the matching slices to each window and the moments to the video.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import QueryError
+from ._contract import WindowOutput
+
+
+# ------------------------------------------------------------------------------------------- first stage
+def window_grid(n_frames: int, window: int) -> np.ndarray:
+    """(W, 2) int64 [start, end) frames of the official windows over a video of `n_frames` frames."""
+    stride = int(window / 2)
+    if n_frames < 1:
+        raise ValueError("the video has no features")
+    if stride < 1:
+        raise ValueError(f"RGNet windows need max_v_l >= 2, got {window}")
+    count = math.ceil(n_frames / stride) + 1
+    return np.array([[max((i - 1) * stride, 0), min((i - 1) * stride + window, n_frames)] for i in range(count)],
+                    dtype=np.int64)
+
+
+def rank_windows(window_scores: torch.Tensor | np.ndarray, top_k: int | None = None) -> np.ndarray:
+    """Window indices by descending score (the official `torch.sort(descending=True)`), the first `top_k`."""
+    scores = torch.as_tensor(np.asarray(window_scores, dtype=np.float32) if isinstance(window_scores, np.ndarray)
+                             else window_scores)
+    order = torch.sort(scores, descending=True)[1].cpu().numpy()
+    return order if top_k is None else order[:top_k]
+
+
+def prefilter_window_scores(frames: torch.Tensor, sentence: torch.Tensor, grid: np.ndarray,
+                            adapt: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """CONE's first stage, used by the official code when the checkpoint has no retrieval token: the best
+    cosine between the (adapted) L2-normalised frames and the sentence inside each window."""
+    feats = frames / (frames.norm(dim=-1, keepdim=True) + 1e-5)
+    if adapt is not None:
+        feats = adapt(feats)
+        feats = feats / feats.norm(dim=-1, keepdim=True)
+    per_frame = feats @ sentence
+    return torch.stack([per_frame[s:e].max() for s, e in grid])
+
+
+# ------------------------------------------------------------------------------------------ second stage
+def proposal_scores(outputs: dict, winret_neg_loss: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, Q) P(foreground) x window score (just P(foreground) for --winret_neg_loss checkpoints) and the
+    (B,) window score sigmoid(prob_soft), or None when the model has no retrieval token."""
+    prob = F.softmax(outputs["pred_logits"].float(), -1)[..., 0]
+    if outputs.get("prob_soft") is None:
+        return prob, None
+    window = outputs["prob_soft"].float().sigmoid()
+    return (prob if winret_neg_loss else prob * window), window[:, 0]
+
+
+def _normalise_rows(feats: torch.Tensor) -> torch.Tensor:
+    return feats / feats.norm(dim=-1, keepdim=True)  # no epsilon: a zero row becomes NaN, as officially
+
+
+def clip_matching_scores(frames: torch.Tensor, lengths: torch.Tensor, spans_cxw: torch.Tensor,
+                         sentence: torch.Tensor, adapt: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                         official_padding: bool = False) -> torch.Tensor:
+    """(B, Q) CLIP-matching score of each predicted span: frames [max(floor(start), 0), ceil(end)) of the span
+    in frames of the valid length, (adapted and) normalised, the k = min(#frames, 3) most similar to the
+    normalised sentence summed and dotted with it; an empty span scores 0.
+
+    official_padding: slice the zero-padded rows as the official code does (a span past a shorter window's
+    valid length reads padding: NaN without adapter); otherwise the slice stops at the valid length.
+    """
+    b, length, _ = frames.shape
+    text = sentence / sentence.norm(dim=1, keepdim=True)
+    duration = lengths.to(frames.dtype)
+    xx = torch.stack([spans_cxw[..., 0] - 0.5 * spans_cxw[..., 1], spans_cxw[..., 0] + 0.5 * spans_cxw[..., 1]], -1)
+    proposal = xx * duration[:, None, None]
+    start = F.relu(torch.floor(proposal[..., 0])).to(torch.int64)
+    end = torch.ceil(proposal[..., 1]).to(torch.int64)
+    limit = torch.full_like(end, length) if official_padding else lengths.to(torch.int64)[:, None].expand_as(end)
+    end = torch.minimum(end, limit)
+    feats = _normalise_rows(adapt(frames) if adapt is not None else frames)
+    sims = torch.einsum("bld,bd->bl", feats, text)
+    position = torch.arange(length, device=frames.device)
+    inside = (position >= start[..., None]) & (position < end[..., None])  # (B, Q, L)
+    count = inside.sum(-1)
+    k = min(3, length)
+    masked = sims[:, None, :].expand_as(inside).masked_fill(~inside, float("-inf"))
+    top = masked.topk(k, dim=-1).indices  # (B, Q, k)
+    rows = torch.gather(feats[:, None].expand(-1, top.shape[1], -1, -1), 2,
+                        top[..., None].expand(-1, -1, -1, feats.shape[-1]))  # (B, Q, k, D)
+    taken = (torch.arange(k, device=frames.device) < count[..., None])[..., None]
+    pooled = torch.where(taken, rows, torch.zeros((), dtype=rows.dtype, device=rows.device)).sum(2)
+    return torch.einsum("bqd,bd->bq", pooled, text)
+
+
+def ground_truth_matching(frames: torch.Tensor, spans: torch.Tensor, sentence: torch.Tensor,
+                          adapt: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """(B, B) score of sample b's ground-truth frames [start, end) against every sample's sentence (the
+    adapter loss): per sentence, its top-3 frames of the span summed and dotted with it."""
+    text = sentence / sentence.norm(dim=1, keepdim=True)
+    rows = []
+    for feat, (s, e) in zip(frames, spans.tolist()):
+        clip = feat[s:e]
+        clip = _normalise_rows(adapt(clip) if adapt is not None else clip)
+        top = torch.topk(clip @ text.t(), min(clip.shape[0], 3), dim=0).indices  # (k, B)
+        pooled = clip[top].sum(0)  # (B, D): sentence t's top frames
+        rows.append((pooled * text).sum(-1))
+    return torch.vstack(rows)
+
+
+def window_rows(spans_cxw: torch.Tensor, proposal: torch.Tensor, matching: torch.Tensor, start: int, length: int,
+                clip_len: float, topk_span: int = 5) -> list[list[float]]:
+    """The official rows of one window: [start s, end s, proposal, matching] (seconds in float32, not clamped),
+    sorted by proposal (or by proposal + matching and cut, when topk_span < #queries), rounded to 4 decimals."""
+    spans_cxw = torch.as_tensor(spans_cxw, dtype=torch.float32)
+    xx = torch.stack([spans_cxw[:, 0] - 0.5 * spans_cxw[:, 1], spans_cxw[:, 0] + 0.5 * spans_cxw[:, 1]], -1)
+    seconds = (xx * int(length) + int(start)) * float(clip_len)
+    rows = torch.cat([seconds, torch.as_tensor(proposal, dtype=torch.float32)[:, None],
+                      torch.as_tensor(matching, dtype=torch.float32)[:, None]], dim=1).tolist()
+    if topk_span < len(rows):
+        rows = sorted(rows, key=lambda x: x[2] + x[3], reverse=True)[:topk_span]
+    else:
+        rows = sorted(rows, key=lambda x: x[2], reverse=True)
+    return [[float(f"{e:.4f}") for e in row] for row in rows]
+
+
+def normalize_score(values: list[float]) -> list[float]:
+    """Min-max to [0, 1]; unchanged when all equal (the official `normalize_score`)."""
+    low, high = min(values), max(values)
+    if low == high:
+        return list(values)
+    return [(v - low) / (high - low) for v in values]
+
+
+def score_fusion(rows: Sequence[Sequence[float]]) -> dict[tuple[float, float], list[float]]:
+    """{(start, end): [proposal, matching, fusion]}: both scores min-max normalised over all rows, summed;
+    rows with the same rounded span collapse (the last wins, at the first one's position)."""
+    fused: dict[tuple[float, float], list[float]] = {}
+    if not rows:
+        return fused
+    proposal = normalize_score([r[2] for r in rows])
+    matching = normalize_score([r[3] for r in rows])
+    for row, p, m in zip(rows, proposal, matching):
+        fused[(row[0], row[1])] = [row[2], row[3], p + m]
+    return fused
+
+
+def hull_overlap(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over the hull of two [start, end] spans (the official NMS overlap; 0 for an empty hull)."""
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    hull = max(a[1], b[1]) - min(a[0], b[0])
+    return 0.0 if hull == 0 else inter / hull
+
+
+def temporal_nms(predictions: list[list[float]], nms_thd: float, max_after_nms: int = 100) -> list[list[float]]:
+    """Greedy NMS on [start, end, score] rows (the official `utils/temporal_nms.py`): best first, a row is
+    dropped when its overlap with a kept one is > nms_thd."""
+    if len(predictions) == 1:
+        return predictions
+    remaining = sorted(predictions, key=lambda x: x[2], reverse=True)
+    kept: list[list[float]] = []
+    while len(remaining) > 1 and len(kept) < max_after_nms:
+        best = remaining.pop(0)
+        remaining = [r for r in remaining if hull_overlap(best, r) <= nms_thd]
+        kept.append(best)
+    if len(kept) < max_after_nms and remaining:
+        kept.append(remaining.pop(0))
+    return [[r[0], r[1], r[2]] for r in kept]
+
+
+@dataclass(frozen=True)
+class RankedRows:
+    """One query's final rows [start, end, proposal, matching, fusion] for each ranking the official code writes
+    (fusion is the submission; proposal-only and matching-only are its ablations)."""
+
+    fusion: list[list[float]]
+    proposal: list[list[float]]
+    matching: list[list[float]]
+    fused: dict = field(default_factory=dict)  # the score_fusion dict, before NMS
+
+
+def suppress(fused: dict[tuple[float, float], list[float]], index: int, nms_thd: float = 0.5,
+             max_before_nms: int = 200, max_after_nms: int = 100) -> list[list[float]]:
+    """The official `post_processing_mr_nms`: rank the fused rows by score `index` (0 proposal, 1 matching,
+    2 fusion; stable), NMS the first `max_before_nms` (nms_thd -1: none), rows [start, end, p, m, fusion]."""
+    ranked = sorted(([k[0], k[1], v[index]] for k, v in fused.items()), key=lambda x: x[2], reverse=True)
+    if nms_thd == -1:
+        return [[r[0], r[1]] + fused[(r[0], r[1])] for r in ranked][:max_after_nms]
+    kept = temporal_nms(ranked[:max_before_nms], nms_thd=nms_thd, max_after_nms=max_after_nms)
+    return [[r[0], r[1]] + fused[(r[0], r[1])] for r in kept]
+
+
+def rank_rows(rows: list[list[float]], nms_thd: float = 0.5, max_before_nms: int = 200,
+              max_after_nms: int = 100) -> RankedRows:
+    """Fusion and NMS of one query's rows (all its kept windows, in retrieval order)."""
+    fused = score_fusion(rows)
+    return RankedRows(*(suppress(fused, i, nms_thd, max_before_nms, max_after_nms) for i in (2, 0, 1)), fused=fused)
+
+
+def rank_window_candidates(outputs: WindowOutput, window_starts: np.ndarray, clip_len: float,
+                           config) -> tuple[np.ndarray, np.ndarray]:
+    """The contract's `rank_moments` for RGNet: official rows of every window of `outputs` (in rank order),
+    fused and suppressed. Without matching scores (no sentence embedding) fusion uses the proposal alone."""
+    extras = outputs.extras
+    proposal = extras["proposal"]
+    matching = extras.get("matching", np.zeros_like(proposal))
+    rows: list[list[float]] = []
+    for b, start in enumerate(np.asarray(window_starts).tolist()):
+        rows += window_rows(extras["spans_cxw"][b], proposal[b], matching[b], int(start), int(extras["lengths"][b]),
+                            clip_len, config.topk_span)
+    ranked = rank_rows(rows, config.nms_thd, config.max_before_nms, config.max_after_nms).fusion
+    if not ranked:
+        return np.zeros((0, 2)), np.zeros(0)
+    table = np.asarray(ranked, dtype=np.float64)
+    return table[:, :2], table[:, 4]
+
+
+# ------------------------------------------------------------------------------------- official pipeline
+@dataclass(frozen=True)
+class OfficialQueryResult:
+    """What the official evaluation computes for one query."""
+
+    window_order: list[int]  # all windows by retrieval score (query_id2windowidx)
+    window_scores: np.ndarray  # (W,) sigmoid(prob_soft) per window index (or the pre-filter score)
+    kept_windows: list[int]  # the first topk_window of window_order
+    window_rows: list[list[list[float]]]  # rows of each kept window (mr_res pred_relevant_windows)
+    ranked: RankedRows
+
+
+def _pad(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad to the longest (the official pad_sequences_1d); mask 1 = valid."""
+    length = max(len(r) for r in rows)
+    out = np.zeros((len(rows), length) + rows[0].shape[1:], dtype=np.float32)
+    mask = np.zeros((len(rows), length), dtype=np.float32)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+        mask[i, :len(r)] = 1
+    return torch.from_numpy(out), torch.from_numpy(mask)
+
+
+def _prepare_query(tokens: np.ndarray, sentence: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
+    """The official dataset: the first max_q_l token rows, normalised (eps 1e-5); the sentence normalised."""
+    tokens = np.asarray(tokens, dtype=np.float32)[: config.max_q_l]
+    if config.normalize_text:
+        tokens = tokens / (np.linalg.norm(tokens, axis=-1, keepdims=True) + 1e-5)
+    sentence = np.asarray(sentence, dtype=np.float32).reshape(-1)
+    return tokens, sentence / (np.linalg.norm(sentence) + 1e-5)
+
+
+@torch.no_grad()
+def official_inference(model, video_feats: np.ndarray, queries: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                       topk_window: int | None = None, eval_bsz: int = 1,
+                       appearance_feats: np.ndarray | None = None) -> list[OfficialQueryResult]:
+    """`eval_epoch` for queries on one video: `queries` are (tokens (T, D), sentence (E,)) as the feature files
+    store them, `video_feats` (N, D) the raw features (`appearance_feats`, if different, for CLIP matching).
+    `eval_bsz` queries share a forward batch, as the official loader batches them (with the official mask
+    layout the rows of a batch then interact, as they do there)."""
+    config = model.config
+    topk = config.topk_window if topk_window is None else topk_window
+    step = max(1, int(config.input_fps_reduction))
+    motion = np.asarray(video_feats, dtype=np.float32)[::step]
+    appear = motion if appearance_feats is None else np.asarray(appearance_feats, dtype=np.float32)[::step]
+    grid = window_grid(len(motion), config.max_v_l)
+    prepared = [_prepare_query(t, s, config) for t, s in queries]
+    results: list[OfficialQueryResult] = []
+    for first in range(0, len(prepared), eval_bsz):
+        results += _official_batch(model, motion, appear, grid, prepared[first:first + eval_bsz], topk)
+    return results
+
+
+def _official_batch(model, motion, appear, grid, batch, topk) -> list[OfficialQueryResult]:
+    config = model.config
+    device = next(model.parameters()).device
+    if config.qddetr:  # --ret_eval: every window goes through the model, which ranks them
+        prefilter = [None] * len(batch)
+        windows = [np.arange(len(grid)) for _ in batch]
+    else:  # no retrieval token: CONE's pre-filter ranks the windows, only the first topk are run
+        adapt = model.adapt_appearance if config.adapter_module == "linear" else None
+        prefilter = [prefilter_window_scores(torch.from_numpy(appear).to(device), torch.from_numpy(s).to(device),
+                                             grid, adapt).cpu() for _, s in batch]
+        windows = [rank_windows(p, topk) for p in prefilter]
+    owners = np.concatenate([np.full(len(w), q) for q, w in enumerate(windows)])
+    rows_windows = np.concatenate(windows)
+    vid, vid_mask = _pad([motion[s:e] for s, e in grid[rows_windows]])
+    app, app_mask = _pad([appear[s:e] for s, e in grid[rows_windows]])
+    txt, txt_mask = _pad([batch[q][0] for q in owners])
+    sentences = torch.from_numpy(np.stack([batch[q][1] for q in owners]))
+    out = model(src_txt=txt.to(device), src_txt_mask=txt_mask.to(device), src_vid_motion=vid.to(device),
+                src_vid_motion_mask=vid_mask.to(device))
+
+    orders, scores, selected = [], [], []
+    for q in range(len(batch)):
+        rows = np.flatnonzero(owners == q)
+        if config.qddetr:
+            score = out["prob_soft"][rows, 0].sigmoid()
+            order = torch.sort(score, descending=True)[1].cpu().numpy()
+            orders.append(order)
+            scores.append(score.cpu().numpy())
+            selected.append(rows[order[:topk]])
+        else:
+            orders.append(rank_windows(prefilter[q]))
+            scores.append(prefilter[q].numpy())
+            selected.append(rows)
+    flat = np.concatenate(selected)
+    prob = F.softmax(out["pred_logits"][flat], -1)[..., 0]
+    matching = model.forward_clip_matching(sentences[flat].to(device), app[flat].to(device),
+                                           app_mask[flat].to(device), proposal=out["pred_spans"][flat])
+    if out["prob_soft"] is None:
+        # the official code multiplies by the sigmoid of the sorted pre-filter scores of the kept windows
+        kept_scores = np.concatenate([scores[q][orders[q][:topk]] for q in range(len(batch))])
+        proposal = prob * torch.from_numpy(kept_scores.copy()).to(prob)[:, None].sigmoid()
+    else:
+        if config.dset_name == "ego4d":
+            matching = matching * out["prob_soft"][flat].sigmoid()
+        proposal = prob if config.winret_neg_loss else prob * out["prob_soft"][flat].sigmoid()
+
+    results, n = [], 0
+    for q in range(len(batch)):
+        per_window = []
+        for row in selected[q]:
+            s, e = grid[rows_windows[row]]
+            per_window.append(window_rows(out["pred_spans"][row].cpu(), proposal[n].cpu(), matching[n].cpu(), int(s),
+                                          int(e - s), config.clip_length, config.topk_span))
+            n += 1
+        rows = [r for w in per_window for r in w]
+        results.append(OfficialQueryResult(
+            window_order=[int(i) for i in orders[q]], window_scores=scores[q],
+            kept_windows=[int(rows_windows[r]) for r in selected[q]], window_rows=per_window,
+            ranked=rank_rows(rows, config.nms_thd, config.max_before_nms, config.max_after_nms)))
+    return results
+
+
+# --------------------------------------------------------------------------------- product (the contract)
+def _concat_outputs(parts: list[WindowOutput]) -> WindowOutput:
+    width = max(p.saliency.shape[1] for p in parts)
+    saliency = np.concatenate([np.pad(p.saliency, ((0, 0), (0, width - p.saliency.shape[1])),
+                                      constant_values=np.nan) for p in parts])
+    extras = {k: np.concatenate([p.extras[k] for p in parts]) for k in parts[0].extras}
+    return WindowOutput(windows=np.concatenate([p.windows for p in parts]),
+                        scores=np.concatenate([p.scores for p in parts]), saliency=saliency, extras=extras)
+
+
+def _take(outputs: WindowOutput, index: np.ndarray) -> WindowOutput:
+    return WindowOutput(windows=outputs.windows[index], scores=outputs.scores[index],
+                        saliency=outputs.saliency[index], extras={k: v[index] for k, v in outputs.extras.items()})
+
+
+def _window_batches(video: np.ndarray, grid: np.ndarray, chunk: int):
+    for first in range(0, len(grid), chunk):
+        part = grid[first:first + chunk]
+        lengths = part[:, 1] - part[:, 0]
+        batch = np.zeros((len(part), int(lengths.max()), video.shape[1]), dtype=np.float32)
+        for i, (s, e) in enumerate(part):
+            batch[i, : e - s] = video[s:e]
+        yield batch, lengths
+
+
+@dataclass(frozen=True)
+class LongVideoMoments:
+    """Ranked moments over a whole video and what produced them."""
+
+    windows: np.ndarray  # (N, 2) seconds, clamped to the video, best first
+    scores: np.ndarray  # (N,) fusion scores
+    window_order: np.ndarray  # all windows by first-stage score
+    window_scores: np.ndarray  # (W,) first-stage score per window index
+    grid: np.ndarray  # (W, 2) [start, end) clips
+    outputs: WindowOutput  # the kept windows' candidates, in rank order
+
+
+def clamp_moments(windows: np.ndarray, scores: np.ndarray, duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """Moments clipped to [0, duration]; those left empty are dropped, the order is kept."""
+    windows = np.clip(np.asarray(windows, dtype=np.float64).reshape(-1, 2), 0.0, duration)
+    keep = windows[:, 1] > windows[:, 0]
+    return windows[keep], np.asarray(scores, dtype=np.float64)[keep]
+
+
+def long_video_moments(model, video_feats: np.ndarray, query, clip_len: float | None = None,
+                       coarse_top_k: int | None = None, chunk: int = 8) -> LongVideoMoments:
+    """RGNet over a whole video through its contract methods only (what a generic long-video `ground()` does
+    with it): its window grid, its learned window scores, its candidates on the top `coarse_top_k` windows
+    (None: all) and its own fusion and NMS; then the moments are clamped to the video."""
+    clip_len = model.input_spec.clip_len if clip_len is None else clip_len
+    video = np.asarray(video_feats, dtype=np.float32)
+    query_input = model.query_input(query)
+    grid = model.window_grid(len(video))
+    if model.config.qddetr:
+        scores = np.concatenate([model.window_scores(b, query_input, clip_len, lengths=n)
+                                 for b, n in _window_batches(video, grid, chunk)])
+    else:  # no retrieval token: CONE's pre-filter on the sentence embedding, as the official evaluation does
+        if query_input.embedding is None:
+            raise QueryError("this RGNet checkpoint has no learned window score: the query needs its sentence "
+                             "embedding to pre-filter the windows")
+        adapt = model.adapt_appearance if model.config.adapter_module == "linear" else None
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            scores = prefilter_window_scores(torch.from_numpy(video).to(device),
+                                             torch.from_numpy(query_input.embedding).to(device), grid,
+                                             adapt).cpu().numpy()
+    order = rank_windows(torch.from_numpy(scores))
+    kept = order if coarse_top_k is None else order[:coarse_top_k]
+    in_time = np.sort(kept)  # batches in temporal order; candidates then put in rank order
+    parts = [model.predict_windows(b, query_input, clip_len, lengths=n)
+             for b, n in _window_batches(video, grid[in_time], chunk)]
+    outputs = _take(_concat_outputs(parts), np.searchsorted(in_time, kept))
+    if not model.config.qddetr:  # the official proposal score: P(foreground) x sigmoid(pre-filter score)
+        window = torch.from_numpy(scores[kept].astype(np.float32))[:, None].sigmoid()
+        outputs.extras["proposal"] = (torch.from_numpy(outputs.extras["proposal"]) * window).numpy()
+    windows, fused = model.rank_moments(outputs, grid[kept, 0], clip_len)
+    windows, fused = clamp_moments(windows, fused, len(video) * clip_len)
+    return LongVideoMoments(windows=windows, scores=fused, window_order=order, window_scores=scores, grid=grid,
+                            outputs=outputs)
