@@ -124,20 +124,6 @@ def gallery_points(highlight: float, summary: Sequence[float], duration: float) 
     return points
 
 
-def summary_spans(summary: Sequence[float], clip_len: float, duration: float) -> list[tuple[float, float]]:
-    """The clip around each summary point (points are clip centres), clamped, overlaps merged, in order."""
-    spans: list[tuple[float, float]] = []
-    for t in sorted(float(s) for s in summary):
-        start, end = max(0.0, t - clip_len / 2), min(float(duration), t + clip_len / 2)
-        if end - start <= 1e-3:
-            continue
-        if spans and start <= spans[-1][1] + 1e-6:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
-        else:
-            spans.append((start, end))
-    return spans
-
-
 def time_ticks(duration: float, max_ticks: int = 8) -> list[float]:
     """Tick positions on round steps (1, 2, 5, 10, 15, 30 s, 1, 2, 5 min, ...) with at most `max_ticks`."""
     if not math.isfinite(duration) or duration <= 0:

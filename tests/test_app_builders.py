@@ -8,10 +8,8 @@ import io
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
-
-from app import builders  # noqa: E402
-from univtg_core.results import Moment, Prediction  # noqa: E402
+from app import builders
+from univtg_core.results import Moment, Prediction
 
 
 def _prediction(**overrides) -> Prediction:
@@ -113,13 +111,6 @@ def test_gallery_points_captions():
     ]
     long = builders.gallery_points(3700.0, (), duration=7200.0)
     assert long == [(3700.0, "★ Highlight · 01:01:40")]
-
-
-def test_summary_spans_merge_and_clamp():
-    assert builders.summary_spans((1.0, 13.0, 25.0), 2.0, 30.0) == [(0.0, 2.0), (12.0, 14.0), (24.0, 26.0)]
-    # neighbouring clips merge into one span; the last one is clamped to the duration
-    assert builders.summary_spans((3.0, 5.0, 29.5), 2.0, 30.0) == [(2.0, 6.0), (28.5, 30.0)]
-    assert builders.summary_spans((), 2.0, 30.0) == []
 
 
 def test_time_ticks_are_round():
