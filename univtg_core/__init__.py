@@ -25,6 +25,7 @@ __all__ = [
     "VideoReadError",
     "VideoTooLongError",
     "cut_clip",
+    "format_time",
     "ground",
     "index_video",
     "load_clip_encoder",
@@ -45,10 +46,11 @@ _LAZY = {
     "load_clip_encoder": "encoders",
     "load_model": "checkpoint",
     "ground": "inference",
-    # what a front end shows besides the prediction: thumbnails, clips, the summary video
+    # what a front end shows besides the prediction: thumbnails, clips, the summary video, times
     "read_frames_at": "video",
     "cut_clip": "media",
     "write_summary_video": "media",
+    "format_time": "formatting",
 }
 
 

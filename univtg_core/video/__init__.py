@@ -16,12 +16,13 @@ through ffmpeg's ``scale`` filter.
 """
 
 from .backends import BACKENDS
-from .reader import VideoInfo
+from .reader import VIDEO_SUFFIXES, VideoInfo
 from .reading import iter_clip_frames, probe_video, read_frames_at
 from .sampling import clip_count, clip_times
 
 __all__ = [
     "BACKENDS",
+    "VIDEO_SUFFIXES",
     "VideoInfo",
     "clip_count",
     "clip_times",

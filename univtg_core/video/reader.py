@@ -12,6 +12,8 @@ import numpy as np
 from ..errors import VideoReadError
 
 ACCEPTED = "Pass a complete video file (mp4, mkv, webm, mov, avi, ...) that plays in a media player."
+# What a folder scan takes for a video (the CLI's `index FOLDER`, feature extraction); lower case.
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts"})
 
 
 class NoFrames(VideoReadError):
