@@ -140,9 +140,9 @@ def test_bad_videos_fail_with_one_clear_line(media, tmp_path):
 
 def test_bad_videos_raise_typed_errors(media, grounder, tmp_path):
     for label, path in _bad_files(tmp_path, Path(media["video"])).items():
-        with pytest.raises(VideoReadError):
+        with pytest.raises(VideoReadError) as raised:
             grounder.index(path)
-        assert label
+        assert path.name in str(raised.value), (label, str(raised.value))  # the message names the file
 
 
 def test_empty_query_on_cli(media, tmp_path):
