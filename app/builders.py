@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from univtg_core import format_time
+
 TABLE_HEADERS = ["#", "Start", "End", "Length", "Score", "Preview"]
 TABLE_DATATYPES = ["number", "str", "str", "str", "number", "markdown"]
 # Tick steps in seconds: round numbers a reader expects on a time axis.
@@ -32,31 +34,6 @@ class _MomentLike(Protocol):
     start: float
     end: float
     score: float
-
-
-def needs_hours(duration: float) -> bool:
-    """One format per video: hh:mm:ss as soon as the video reaches an hour, so rows line up."""
-    return math.isfinite(duration) and duration >= 3600 - 0.5
-
-
-def format_time(seconds: float, *, hours: bool = False) -> str:
-    """Seconds as mm:ss, or hh:mm:ss when `hours` or when the time itself passes an hour.
-
-    Rounds to the nearest second (19.96 s reads 00:20, as a player shows it); negative times clamp to 0 and
-    non-finite ones read --:--.
-    """
-    if seconds is None or not math.isfinite(seconds):
-        return "--:--:--" if hours else "--:--"
-    total = int(math.floor(max(0.0, float(seconds)) + 0.5))
-    h, rest = divmod(total, 3600)
-    m, s = divmod(rest, 60)
-    if hours or h:
-        return f"{h:02d}:{m:02d}:{s:02d}"
-    return f"{m:02d}:{s:02d}"
-
-
-def format_span(start: float, end: float, *, hours: bool = False) -> str:
-    return f"{format_time(start, hours=hours)}–{format_time(end, hours=hours)}"
 
 
 def format_duration(seconds: float) -> str:
@@ -86,15 +63,14 @@ def moment_rows(
 
     `thumbs` holds one markdown image per row (see `thumbnail_markdown`) or None where no frame was read.
     """
-    hours = needs_hours(duration)
     rows = []
     for rank, moment in enumerate(list(moments)[:top_k]):
         thumb = thumbs[rank] if thumbs is not None and rank < len(thumbs) else None
         rows.append(
             [
                 rank + 1,
-                format_time(moment.start, hours=hours),
-                format_time(moment.end, hours=hours),
+                format_time(moment.start, duration=duration),
+                format_time(moment.end, duration=duration),
                 format_duration(max(0.0, float(moment.end) - float(moment.start))),
                 round(float(moment.score), 3),
                 thumb or "",
@@ -117,25 +93,10 @@ def thumbnail_markdown(frame: np.ndarray, alt: str = "frame", max_side: int = 11
 
 def gallery_points(highlight: float, summary: Sequence[float], duration: float) -> list[tuple[float, str]]:
     """(seconds, caption) for the gallery: the top highlight first, then the summary points in time order."""
-    hours = needs_hours(duration)
-    points = [(float(highlight), f"★ Highlight · {format_time(highlight, hours=hours)}")]
+    points = [(float(highlight), f"★ Highlight · {format_time(highlight, duration=duration)}")]
     for t in sorted(float(s) for s in summary):
-        points.append((t, f"Summary · {format_time(t, hours=hours)}"))
+        points.append((t, f"Summary · {format_time(t, duration=duration)}"))
     return points
-
-
-def summary_spans(summary: Sequence[float], clip_len: float, duration: float) -> list[tuple[float, float]]:
-    """The clip around each summary point (points are clip centres), clamped, overlaps merged, in order."""
-    spans: list[tuple[float, float]] = []
-    for t in sorted(float(s) for s in summary):
-        start, end = max(0.0, t - clip_len / 2), min(float(duration), t + clip_len / 2)
-        if end - start <= 1e-3:
-            continue
-        if spans and start <= spans[-1][1] + 1e-6:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
-        else:
-            spans.append((start, end))
-    return spans
 
 
 def time_ticks(duration: float, max_ticks: int = 8) -> list[float]:
@@ -182,7 +143,6 @@ def curve_spec(prediction: Any, shade_top: int = 3) -> CurveSpec:
     highlight = float(prediction.highlight)
     summary = tuple((float(t), value_at(float(t))) for t in sorted(prediction.summary))
     ticks = tuple(time_ticks(duration))
-    hours = needs_hours(duration)
     return CurveSpec(
         edges=edges,
         values=values,
@@ -191,7 +151,7 @@ def curve_spec(prediction: Any, shade_top: int = 3) -> CurveSpec:
         summary=summary,
         duration=duration,
         ticks=ticks,
-        tick_labels=tuple(format_time(t, hours=hours) for t in ticks),
+        tick_labels=tuple(format_time(t, duration=duration) for t in ticks),
     )
 
 
@@ -243,7 +203,7 @@ def saliency_figure(spec: CurveSpec, width: float = 9.0, height: float = 2.9):
     ax.set_xlim(0, spec.duration if spec.duration > 0 else 1)
     labels = dict(zip(spec.ticks, spec.tick_labels, strict=True))
     ax.xaxis.set_major_locator(FixedLocator(list(spec.ticks)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: labels.get(x, format_time(x))))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: labels.get(x, format_time(x, duration=spec.duration))))
     ax.set_ylabel("Saliency")
     ax.set_yticks([])
     for side in ("top", "right", "left"):

@@ -86,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     # Examples whose query is only text leave the image empty on purpose; Gradio warns about any None.
     warnings.filterwarnings("ignore", message="Examples will be cached but not all input", category=UserWarning)
 
-    from univtg_core import Grounder
-    from univtg_core.errors import CheckpointError, EncoderWeightsError
+    from univtg_core import CheckpointError, EncoderWeightsError, Grounder, results_are_meaningful
 
+    from .assets import load_assets
+    from .layout import build_demo, theme
     from .session import SessionStore
-    from .ui import CSS, build_demo, theme
 
     max_duration = args.max_duration if args.max_duration and args.max_duration > 0 else None
     try:
@@ -100,12 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, EncoderWeightsError) as exc:
         print(f"main_gradio.py: error: {exc}", file=sys.stderr)
         return 2
-    logger.info("model ready: mode=%s, clip_len=%.2f s, random CLIP=%s", grounder.mode, grounder.clip_len,
-                getattr(grounder.encoder, "is_random", False))
+    logger.info("model ready: mode=%s, clip_len=%.2f s, meaningful results=%s", grounder.mode, grounder.clip_len,
+                results_are_meaningful(grounder))
 
+    assets = load_assets()
     sessions = SessionStore()
     demo = build_demo(grounder, max_duration=max_duration, examples_dir=args.examples_dir or None,
-                      sessions=sessions)
+                      sessions=sessions, assets=assets)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     _stop_on_sigterm()
     try:
@@ -115,13 +116,14 @@ def main(argv: list[str] | None = None) -> int:
             share=args.share,
             max_file_size=args.max_file_size,
             # Nothing beyond Gradio's own cache is served: it holds the uploads and copies of the files our
-            # events return, each under an unguessable hash. Session folders stay private to the server.
+            # events return, each under an unguessable hash. Session folders are never served themselves
+            # (app/session.py says why Gradio accepts the files returned from them).
             allowed_paths=[],
             # Runs would be replayed from files deleted when their session ends.
             run_history=False,
             show_error=True,
             theme=theme(),
-            css=CSS,
+            css=assets.css,
         )
     finally:
         sessions.destroy()

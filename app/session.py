@@ -1,9 +1,12 @@
 """Per-session output folders: every browser session writes into its own temporary folder, never a shared name.
 
-One `SessionStore` per running app owns a root folder (the only folder the app asks Gradio to serve besides
-its own cache). Each session gets a sub-folder, named by Gradio's session hash when there is one, that is
-removed when the session ends (`gr.State`'s delete_callback, `demo.unload`) or, as a backstop for sessions
-Gradio forgets without a callback, when it has not been touched for `ttl` seconds.
+One `SessionStore` per running app owns a root folder, by default under the system's temp directory. That
+root is not served (the app launches with `allowed_paths=[]`): Gradio accepts the files our events return
+from it because they lie under the temp directory, and copies each into its own cache, under an
+unguessable hash, which is what the browser downloads. Each session gets a sub-folder, named by Gradio's
+session hash when there is one, that is removed when the session ends (`gr.State`'s delete_callback,
+`demo.unload`) or, as a backstop for sessions Gradio forgets without a callback, when it has not been
+touched for `ttl` seconds.
 """
 
 from __future__ import annotations
@@ -28,8 +31,6 @@ class Session:
     """What one browser session keeps between events (held in `gr.State`, never in a module global)."""
 
     folder: Path
-    video: str | None = None  # the video of the last query, to say "same video, answered from cache"
-    result: dict | None = None  # the core's JSON of the last query
     created: float = field(default_factory=time.time)
 
     def new_path(self, stem: str, suffix: str) -> Path:

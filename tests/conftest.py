@@ -1,7 +1,9 @@
-"""Shared test helpers: where ../shared lives and how to skip clearly without it."""
+"""Shared test helpers: where ../shared lives and how to skip clearly without it; where artefacts go."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,3 +21,16 @@ def shared_fixture(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: these tests need ../shared beside the checkout (CI provides it)")
     return path
+
+
+def artifact_dir() -> Path:
+    """Where tests leave files for people and CI to look at (screenshots): $UNIVTG_TEST_ARTIFACTS, else
+    univtg-test-artifacts in the system's temp folder; never inside the checkout."""
+    folder = Path(os.environ.get("UNIVTG_TEST_ARTIFACTS") or Path(tempfile.gettempdir()) / "univtg-test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def chromium_path() -> Path:
+    """The Chromium the browser tests drive: $UNIVTG_CHROMIUM, else Debian's /usr/bin/chromium."""
+    return Path(os.environ.get("UNIVTG_CHROMIUM") or "/usr/bin/chromium")

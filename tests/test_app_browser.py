@@ -1,31 +1,31 @@
 """The page in a real browser: upload a video, ask with text and an image, and see every result appear.
 
-Uses Debian's chromium through playwright's `executable_path` (playwright's own browser download is not
-used). The screenshot lands in pytest's tmp folder and, for people and CI artifacts, in `test-output/`.
+Uses Debian's chromium (or $UNIVTG_CHROMIUM) through playwright's `executable_path` (playwright's own
+browser download is not used). The screenshot lands in pytest's tmp folder and is copied, for people and
+CI artefacts, to $UNIVTG_TEST_ARTIFACTS (default: univtg-test-artifacts in the system's temp folder).
 """
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
-from test_app_client import PLANTED, REPO, AppServer, make_inputs
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT_DIR = REPO / "test-output"
+from conftest import artifact_dir, chromium_path
+from test_app_client import PLANTED, AppServer, make_inputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); .ci/run does")
+    chromium_exe = chromium_path()
+    if not chromium_exe.exists():
+        pytest.skip(f"{chromium_exe} is missing: install Debian's chromium (apt-get install chromium; .ci/run "
+                    "does) or point $UNIVTG_CHROMIUM at a Chromium")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     with sync_api.sync_playwright() as p:
         chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM),
+            executable_path=str(chromium_exe),
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         try:
@@ -94,8 +94,7 @@ def test_upload_query_and_see_results(browser, server, tmp_path):
         page.evaluate("window.scrollTo(0, 0)")
         shot = tmp_path / "app-browser.png"
         page.screenshot(path=str(shot), full_page=True)
-        SCREENSHOT_DIR.mkdir(exist_ok=True)
-        shutil.copy(shot, SCREENSHOT_DIR / "app-browser.png")
         assert shot.stat().st_size > 20_000
+        shutil.copy(shot, artifact_dir() / "app-browser.png")
     finally:
         page.close()

@@ -41,13 +41,26 @@ TINY_CFG = {
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """A tiny CLIP for the file-format round trips and the second process (the code paths do not depend
-    on the size; files of a few MB keep the tests fast). Registered with open_clip under a test name."""
+def tiny_config(tmp_path_factory):
+    """The tiny CLIP registered with open_clip under a test name for this module's tests, and taken out of
+    open_clip's global registry afterwards (open_clip has no public way to remove one)."""
+    assert TINY not in open_clip.list_models()
     config = tmp_path_factory.mktemp("config") / f"{TINY}.json"
     config.write_text(json.dumps(TINY_CFG))
     open_clip.add_model_config(config)
-    return load_clip_encoder(TINY, weights="random", device="cpu", seed=0)
+    try:
+        yield TINY
+    finally:
+        open_clip.factory._MODEL_CONFIG_PATHS.remove(config)
+        open_clip.factory._MODEL_CONFIGS.pop(TINY, None)
+        assert TINY not in open_clip.list_models()
+
+
+@pytest.fixture(scope="module")
+def small(tiny_config):
+    """A tiny CLIP for the file-format round trips and the second process (the code paths do not depend
+    on the size; files of a few MB keep the tests fast)."""
+    return load_clip_encoder(tiny_config, weights="random", device="cpu", seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -101,6 +102,24 @@ def test_concat_clips_joins_spans_in_the_given_order(rgb_with_audio, tmp_path):
     assert info.duration == pytest.approx(6.0, abs=0.15)
     assert _streams(out) == {"video": "h264", "audio": "aac"}
     assert _colours(out, 1.0) == [RED, RED, BLUE, BLUE, GREEN, GREEN]
+
+
+def test_summary_spans_merge_and_clamp():
+    assert media.summary_spans((1.0, 13.0, 25.0), 2.0, 30.0) == [(0.0, 2.0), (12.0, 14.0), (24.0, 26.0)]
+    # neighbouring clips merge into one span; the last one is clamped to the duration
+    assert media.summary_spans((3.0, 5.0, 29.5), 2.0, 30.0) == [(2.0, 6.0), (28.5, 30.0)]
+    assert media.summary_spans((), 2.0, 30.0) == []
+
+
+def test_summary_video_joins_the_clips_around_the_summary_points(rgb_with_audio, tmp_path):
+    prediction = SimpleNamespace(summary=(1.0, 9.0), clip_len=2.0, duration=12.0)  # red 0-2 s, blue 8-10 s
+    out = media.write_summary_video(rgb_with_audio, prediction, tmp_path / "summary.mp4")
+    assert out == tmp_path / "summary.mp4"
+    assert video.probe_video(out).duration == pytest.approx(4.0, abs=0.15)
+    assert _colours(out, 1.0) == [RED, RED, BLUE, BLUE]
+    empty = SimpleNamespace(summary=(), clip_len=2.0, duration=12.0)
+    assert media.write_summary_video(rgb_with_audio, empty, tmp_path / "none.mp4") is None
+    assert not (tmp_path / "none.mp4").exists()
 
 
 def test_concat_clips_without_audio(tmp_path):

@@ -100,13 +100,17 @@ def test_unreadable_files_are_refused(tmp_path):
 
 
 def test_unsafe_pickle_is_refused(tmp_path):
+    marker = tmp_path / "payload-ran"
+
     class Payload:
-        def __reduce__(self):
-            return (print, ("code ran",))
+        def __reduce__(self):  # unpickling would call open(marker, "w"): the file would then exist
+            return (open, (str(marker), "w"))
 
     torch.save({"model": {}, "evil": Payload()}, tmp_path / "evil.ckpt")
+    assert not marker.exists()
     with pytest.raises(CheckpointError, match="cannot read"):
         load_model(tmp_path / "evil.ckpt")
+    assert not marker.exists(), "loading the checkpoint ran its payload"
 
 
 def test_seeded_initialisation_equals_the_official_one(reference):

@@ -434,7 +434,7 @@ class _FakeEncoder:
 
     def encode_frames(self, frames):
         self.frames_seen += len(frames)
-        return torch.from_numpy(frames.reshape(len(frames), -1)[:, :4].astype(np.float32))
+        return frames.reshape(len(frames), -1)[:, :4].astype(np.float32)  # numpy, as ClipEncoder returns
 
     def encode_text(self, text):
         return argparse.Namespace(tokens=np.ones((len(text.split()), 4), np.float32), sentence=np.ones(4, np.float32))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,8 @@ import pytest
 from univtg_core import video
 from univtg_core.errors import VideoReadError
 from univtg_core.media import ffmpeg_exe, make_colour_video
+from univtg_core.video import backends, prefetch, sampling
+from univtg_core.video.pyav_reader import PyAVReader
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -122,7 +126,7 @@ def _full_decode_reference(path: Path, clip_len: float, size: int) -> np.ndarray
     times = np.array([float((p - frames[0][0]) * tb) for p, _ in frames])
     info = video.probe_video(path)
     picks = [int(np.nonzero(times < t - 1e-6)[0].max(initial=0)) for t in video.clip_times(info.duration, clip_len)]
-    w, h = video._short_side_size(info.width, info.height, size)
+    w, h = sampling.short_side_size(info.width, info.height, size)
     x0, y0 = (w - size) // 2, (h - size) // 2
     return np.stack([
         frames[i][1].reformat(width=w, height=h, format="rgb24", interpolation="BICUBIC").to_ndarray()
@@ -168,10 +172,10 @@ def test_av1_needs_the_pyav_fallback(tmp_path):
 
 
 def test_auto_uses_decord_when_pyav_is_missing(rgb_video, monkeypatch):
-    def missing(path):
+    def missing():
         raise ImportError("No module named 'av'")
 
-    monkeypatch.setattr(video, "_PyAVReader", missing)
+    monkeypatch.setitem(backends.READERS, "pyav", missing)
     assert video.probe_video(rgb_video).backend == "decord"
     frames = np.concatenate(list(video.iter_clip_frames(rgb_video, size=32)))
     assert [_colour_of(f) for f in frames] == [RED, RED, GREEN, GREEN, BLUE, BLUE]
@@ -204,16 +208,32 @@ def test_iterator_closed_early_stops_its_thread(tmp_path):
 def test_decoder_stays_at_most_prefetch_batches_ahead(tmp_path, monkeypatch):
     path = make_colour_video(tmp_path / "long.mp4", [(RED, 60)], fps=5, size=(64, 48))
     converted = []
-    original = video._PyAVReader._to_rgb
+    original = PyAVReader._to_rgb
 
     def counting(frame, width, height):
         converted.append(1)
         return original(frame, width, height)
 
-    monkeypatch.setattr(video._PyAVReader, "_to_rgb", staticmethod(counting))
+    class WatchedQueue(queue.Queue):
+        """The decoder's queue, telling the test when the decoder found it full (it then waits)."""
+
+        def put(self, item, block=True, timeout=None):
+            try:
+                super().put(item, block, timeout)
+            except queue.Full:
+                found_full.set()
+                raise
+
+    found_full = threading.Event()
+    monkeypatch.setattr(PyAVReader, "_to_rgb", staticmethod(counting))
+    monkeypatch.setattr(prefetch, "queue", types.SimpleNamespace(Queue=WatchedQueue, Empty=queue.Empty,
+                                                                 Full=queue.Full))
     it = video.iter_clip_frames(path, clip_len=1.0, size=32, batch_size=2, prefetch=2)
     next(it)
-    time.sleep(0.5)  # give the thread time to run ahead if it would
+    # Wait until the decoder has run as far ahead as it may (it finds the queue full), not a fixed time;
+    # a full queue met before the first batch was taken does not count.
+    found_full.clear()
+    assert found_full.wait(timeout=60), "the decoder never filled its queue"
     # one batch taken, two waiting in the queue, one being filled
     assert len(converted) <= 2 * (1 + 2 + 1)
     it.close()
@@ -232,7 +252,7 @@ def test_decoding_errors_are_raised_in_the_consumer_thread(rgb_video, monkeypatc
         yield np.zeros((height, width, 3), np.uint8)
         raise VideoReadError("simulated corrupt packet")
 
-    monkeypatch.setattr(video._PyAVReader, "frames", broken)
+    monkeypatch.setattr(PyAVReader, "frames", broken)
     with pytest.raises(VideoReadError, match="simulated corrupt packet"):
         list(video.iter_clip_frames(rgb_video, size=32, batch_size=1))
     _wait_no_decode_threads()

@@ -24,11 +24,16 @@ __all__ = [
     "VideoIndex",
     "VideoReadError",
     "VideoTooLongError",
+    "cut_clip",
+    "format_time",
     "ground",
     "index_video",
     "load_clip_encoder",
     "load_model",
     "read_guidance",
+    "read_frames_at",
+    "results_are_meaningful",
+    "write_summary_video",
 ]
 
 __version__ = "0.1.0"
@@ -36,12 +41,18 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Grounder": "pipeline",
+    "results_are_meaningful": "pipeline",
     "VideoIndex": "indexing",
     "index_video": "indexing",
     "load_clip_encoder": "encoders",
     "load_model": "checkpoint",
     "ground": "inference",
     "read_guidance": "guidance",
+    # what a front end shows besides the prediction: thumbnails, clips, the summary video, times
+    "read_frames_at": "video",
+    "cut_clip": "media",
+    "write_summary_video": "media",
+    "format_time": "formatting",
 }
 
 

@@ -14,16 +14,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .errors import UniVTGError
+from .formatting import format_time
+from .video import VIDEO_SUFFIXES
 
 logger = logging.getLogger("univtg_core")
-
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts"}
-
-
-def format_time(seconds: float) -> str:
-    """hh:mm:ss, rounded to the nearest second (negative values clamp to 0)."""
-    total = int(round(max(0.0, float(seconds))))
-    return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -104,13 +98,16 @@ def _describe_index(index) -> str:
 
 
 def _print_prediction(pred, top_k: int) -> None:
+    def hms(seconds: float) -> str:  # the app's format: hours on every time of a video that has them
+        return format_time(seconds, duration=pred.duration)
+
     print(f"\nQuery: {pred.query}  [{pred.mode}]")
     print(f"  {'#':>2}  {'moment':<17}  {'seconds':<15}  {'score':>7}")
     for rank, m in enumerate(pred.moments[:top_k], 1):
-        span = f"{format_time(m.start)}–{format_time(m.end)}"
+        span = f"{hms(m.start)}–{hms(m.end)}"
         print(f"  {rank:>2}  {span:<17}  {f'{m.start:.1f}–{m.end:.1f}':<15}  {m.score:7.4f}")
-    print(f"  top highlight: {format_time(pred.highlight)}")
-    print(f"  summary: {', '.join(format_time(t) for t in pred.summary)}")
+    print(f"  top highlight: {hms(pred.highlight)}")
+    print(f"  summary: {', '.join(hms(t) for t in pred.summary)}")
 
 
 def run_predict(args) -> int:
@@ -127,7 +124,7 @@ def run_predict(args) -> int:
     print(_describe_index(index))
     predictions = [grounder.query(index, text=text) for text in args.query]
     for image in args.query_image:
-        pred = grounder.query(index, image=_open_image(image))
+        pred = grounder.query(index, image=image)  # an unreadable image is a QueryError naming the file
         predictions.append(_relabel(pred, f"[image] {Path(image).name}"))
     lines = []
     for pred in predictions:
@@ -139,16 +136,6 @@ def run_predict(args) -> int:
         Path(args.json_out).write_text("\n".join(lines) + "\n")
         print(f"\nwrote {len(lines)} prediction(s) to {args.json_out}")
     return 0
-
-
-def _open_image(path: str):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UniVTGError(f"cannot read query image {path}: {exc}") from exc
 
 
 def _relabel(pred, label: str):

@@ -18,7 +18,6 @@ Nothing is imported from open_clip or downloaded until ``load_clip_encoder`` is 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -34,6 +33,7 @@ import torch
 
 from .device import default_dtype, pick_device
 from .errors import EncoderWeightsError, QueryError
+from .hashing import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -82,21 +82,21 @@ class ClipEncoder:
         self.fingerprint = fingerprint
         self.is_random = is_random
         self.batch_size = batch_size
-        pp = open_clip.get_model_preprocess_cfg(model)
-        size = pp["size"]
+        preprocess_cfg = open_clip.get_model_preprocess_cfg(model)
+        size = preprocess_cfg["size"]
         if isinstance(size, (tuple, list)):
             if size[0] != size[1]:
                 raise EncoderWeightsError(f"CLIP {model_name} has a non-square input {size}; use a square model")
             size = size[0]
         self.image_size = int(size)
-        self.preprocess_cfg = dict(pp)
+        self.preprocess_cfg = dict(preprocess_cfg)
         self.embed_dim = int(model.visual.output_dim)
         self.token_dim = int(model.token_embedding.embedding_dim)
         self.context_length = int(model.context_length)
-        self._mean = torch.tensor(pp["mean"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(pp["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self._mean = torch.tensor(preprocess_cfg["mean"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(preprocess_cfg["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self._image_transform = open_clip.transform.image_transform_v2(
-            open_clip.transform.PreprocessCfg(**pp), is_train=False
+            open_clip.transform.PreprocessCfg(**preprocess_cfg), is_train=False
         )
         self._proj_inverse: tuple[torch.Tensor, torch.Tensor | None] | None = None  # built on first use
 
@@ -290,14 +290,15 @@ def load_clip_encoder(
             raise EncoderWeightsError(f"CLIP weights path {str(path)!r} is not a file. {_WEIGHTS_HELP}")
         qg = True if quick_gelu is None else quick_gelu
         state_dict = _read_state_dict(path)
-        origin = "sha256-" + _sha256(path)[:16]
+        origin = "sha256-" + file_sha256(path)[:16]
 
     model = _build_model(open_clip, name, cfg, qg, dtype, seed)
     if state_dict is not None:
         _load_weights(model, state_dict, name, source)
-    pp = open_clip.transform.merge_preprocess_dict(open_clip.transform.PreprocessCfg(), preprocess_overlay)
-    pp["size"] = model.visual.image_size
-    open_clip.set_model_preprocess_cfg(model, pp)
+    preprocess_cfg = open_clip.transform.merge_preprocess_dict(open_clip.transform.PreprocessCfg(),
+                                                               preprocess_overlay)
+    preprocess_cfg["size"] = model.visual.image_size
+    open_clip.set_model_preprocess_cfg(model, preprocess_cfg)
     model.to(dev)
     if dtype in (torch.float16, torch.bfloat16):
         open_clip.convert_weights_to_lp(model, dtype=dtype)
@@ -369,14 +370,6 @@ def _download(name: str, tag: str, tag_cfg: dict) -> Path:
     if not path or not Path(path).is_file():
         raise EncoderWeightsError(f"open_clip returned no file for the {tag!r} weights of {name}. {_WEIGHTS_HELP}")
     return Path(path)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import VideoReadError, VideoTooLongError
+from .hashing import file_sha256
 from .video import VideoInfo, clip_count, iter_clip_frames, probe_video
 
 logger = logging.getLogger(__name__)
@@ -33,15 +34,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ["UNIVTG_CACHE_DIR"])
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "univtg_core"
-
-
-def file_hash(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """sha256 of the file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -111,7 +103,7 @@ def index_video(
     path = Path(path)
     if not path.is_file():
         raise VideoReadError(f"video not found: {path}")
-    content_hash = file_hash(path)
+    content_hash = file_sha256(path)
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cached_at = cache_file(cache_root, content_hash, encoder.fingerprint, clip_len)
 

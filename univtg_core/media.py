@@ -1,5 +1,8 @@
 """ffmpeg helpers: make synthetic videos (tests, benchmarks, examples) and cut or join clips for playback.
 
+The front ends hand users `cut_clip` (a moment as an mp4) and `write_summary_video` (the summary points as
+one short mp4); both are exported from `univtg_core`.
+
 The ffmpeg binary is the one bundled with ``imageio-ffmpeg``. It is always run with an argument list, never
 through a shell, and every file name is passed as an absolute ``file:`` URL so that a name starting with
 ``-`` or containing ``:`` cannot be read as an option or a protocol.
@@ -14,6 +17,7 @@ import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import VideoReadError
 from .video import probe_video
@@ -192,3 +196,29 @@ def concat_clips(
     out = Path(dst)
     _run([*args, *_H264, *_FASTSTART, _url(out)], f"join {n} spans of {str(source)!r}")
     return out
+
+
+def summary_spans(summary: Sequence[float], clip_len: float, duration: float) -> list[tuple[float, float]]:
+    """The clip around each summary point (points are clip centres), clamped, overlaps merged, in order."""
+    spans: list[tuple[float, float]] = []
+    for t in sorted(float(s) for s in summary):
+        start, end = max(0.0, t - clip_len / 2), min(float(duration), t + clip_len / 2)
+        if end - start <= 1e-3:
+            continue
+        if spans and start <= spans[-1][1] + 1e-6:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def write_summary_video(src: str | os.PathLike, prediction: Any, dst: str | os.PathLike) -> Path | None:
+    """The prediction's summary as one short H.264/AAC mp4: the clip around each summary point, in order.
+
+    ``prediction`` is a `univtg_core.Prediction` (its ``summary``, ``clip_len`` and ``duration`` are used).
+    Returns ``dst``, or None when the summary has no point to show (nothing is written then).
+    """
+    spans = summary_spans(prediction.summary, float(prediction.clip_len), float(prediction.duration))
+    if not spans:
+        return None
+    return concat_clips(src, spans, dst)

@@ -83,3 +83,9 @@ class Grounder:
         return ground(index.features, tokens, clip_len=index.clip_len, model=self.model, query_sentence=sentence,
                       duration=index.duration, query=text if text else label, nms_threshold=self.nms_threshold,
                       top_k=self.top_k, summary_budget=self.summary_budget)
+
+
+def results_are_meaningful(grounder: Grounder) -> bool:
+    """False when CLIP runs on random weights (tests, offline smoke runs): a front end must then say that
+    its results mean nothing. Front ends ask this rather than look inside the encoder."""
+    return not bool(getattr(grounder.encoder, "is_random", False))

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from univtg_core.evaluation.metrics import as_percent
 from univtg_core.evaluation.qvhighlights import MR_AP_IOUS, MR_MAX_PRED_WINDOWS, _detection_ap, match_by_qid
 from univtg_core.spans import temporal_iou
 
@@ -30,10 +31,6 @@ BUCKETS = {
 }
 DATASETS = {"charades": "charades", "charades-cg": "charades", "charades-cd": "charades", "tacos": "tacos",
             "qvhighlights": "charades"}
-
-
-def _percent(value: float) -> float:
-    return float(f"{100 * float(value):.2f}")
 
 
 def _windows(records: list[dict], key: str, columns: int) -> list[np.ndarray]:
@@ -62,11 +59,11 @@ def _bucket(preds: list[np.ndarray], gts: list[np.ndarray], low: float, high: fl
 def _scores(preds: list[np.ndarray], gts: list[np.ndarray], recall_ious: tuple[float, ...]) -> dict[str, dict]:
     ap = np.stack([_detection_ap(p[:MR_MAX_PRED_WINDOWS], g, MR_AP_IOUS) for p, g in zip(preds, gts)])
     per_iou = ap.mean(axis=0)
-    mr_map = {str(t): _percent(v) for t, v in zip(MR_AP_IOUS, per_iou)}
-    mr_map["average"] = _percent(np.mean(per_iou))
+    mr_map = {str(t): as_percent(v) for t, v in zip(MR_AP_IOUS, per_iou)}
+    mr_map["average"] = as_percent(np.mean(per_iou))
     top1 = np.array([temporal_iou(p[:1, :2], g).max() if len(p) else 0.0 for p, g in zip(preds, gts)])
-    mr_r1 = {str(t): _percent(np.mean(top1 >= t)) for t in recall_ious}
-    mr_r1["miou"] = _percent(top1.mean())
+    mr_r1 = {str(t): as_percent(np.mean(top1 >= t)) for t in recall_ious}
+    mr_r1["miou"] = as_percent(top1.mean())
     return {"MR-mAP": mr_map, "MR-R1": mr_r1}
 
 

@@ -21,7 +21,8 @@ from univtg_core.spans import temporal_iou
 __all__ = ["highlight_map", "recall_at_iou", "summary_f1"]
 
 
-def _percent(value: float) -> float:
+def as_percent(value: float) -> float:
+    """A fraction as the reports print it: x100, rounded to 2 decimals (every evaluation module uses this)."""
     return round(100.0 * float(value), 2)
 
 
@@ -95,9 +96,9 @@ def recall_at_iou(
     for i, k in enumerate(ks):
         for t in thresholds:
             hits = best_iou_at_k[:, i] > t if strict else best_iou_at_k[:, i] >= t
-            report[f"R{k}@{t:g}"] = _percent(np.mean(hits))
+            report[f"R{k}@{t:g}"] = as_percent(np.mean(hits))
     if miou:
-        report["mIoU"] = _percent(top1_iou.mean())
+        report["mIoU"] = as_percent(top1_iou.mean())
     return report
 
 
@@ -189,7 +190,7 @@ def highlight_map(
         order = np.argsort(-pred[:num_clips], kind="stable")
         ranked = labels[:num_clips][order][:top_k].astype(np.float64)
         aps.extend(_trapezoid_ap(ranked[:, a]) for a in range(ranked.shape[1]))
-    return _percent(np.mean(aps))
+    return as_percent(np.mean(aps))
 
 
 def summary_f1(

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from univtg_core.evaluation.metrics import recall_at_iou
+from univtg_core.evaluation.metrics import as_percent, recall_at_iou
 from univtg_core.spans import temporal_iou
 
 __all__ = [
@@ -56,10 +56,6 @@ RECALL_BENCHMARKS: dict[str, tuple[tuple[int, ...], tuple[float, ...], bool]] = 
     "tacos": ((1,), (0.3, 0.5, 0.7), True),
 }
 PROTOCOL_BENCHMARKS = ("mad", "ego4d")
-
-
-def _percent(value: float) -> float:
-    return round(100.0 * float(value), 2)
 
 
 def load_jsonl(path: str | PathLike[str]) -> list[dict[str, Any]]:
@@ -192,13 +188,13 @@ def _moment_retrieval(preds: list[np.ndarray], gts: list[np.ndarray]) -> dict[st
             top1[q] = best[0]
             top5[q] = best.max()
     map_per_iou = ap.mean(axis=0)
-    mr_map = {str(t): _percent(v) for t, v in zip(MR_AP_IOUS, map_per_iou, strict=True)}
-    mr_map["average"] = _percent(map_per_iou.mean())
+    mr_map = {str(t): as_percent(v) for t, v in zip(MR_AP_IOUS, map_per_iou, strict=True)}
+    mr_map["average"] = as_percent(map_per_iou.mean())
     return {
-        "MR-mIoU": _percent(top1.mean()),
+        "MR-mIoU": as_percent(top1.mean()),
         "MR-mAP": mr_map,
-        "MR-R1": {str(t): _percent(np.mean(top1 >= t)) for t in MR_RECALL_IOUS},
-        "MR-R5": {str(t): _percent(np.mean(top5 >= t)) for t in MR_RECALL_IOUS},
+        "MR-R1": {str(t): as_percent(np.mean(top1 >= t)) for t in MR_RECALL_IOUS},
+        "MR-R5": {str(t): as_percent(np.mean(top5 >= t)) for t in MR_RECALL_IOUS},
     }
 
 
@@ -299,7 +295,7 @@ def _eval_highlight(submission: list[dict], ground_truth: list[dict]) -> dict[st
                 ap[q, a] = _interpolated_ap(labels[:, a], fitted)
             if best_clip < len(gt):
                 hit[q] = labels[best_clip].any()
-        report[f"HL-min-{name}"] = {"HL-mAP": _percent(ap.mean()), "HL-Hit1": _percent(hit.mean())}
+        report[f"HL-min-{name}"] = {"HL-mAP": as_percent(ap.mean()), "HL-Hit1": as_percent(hit.mean())}
     return report
 
 

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UniVTGError
+from ..video import VIDEO_SUFFIXES
 from .data import DataError, load_jsonl, save_jsonl
 
 logger = logging.getLogger("univtg_core.training.extract")
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 
 
 def _load_encoder(model_name: str, weights: str, device: str | None):
@@ -47,10 +47,6 @@ def _probe_duration(path: Path) -> float:
     from ..video import probe_video
 
     return float(probe_video(path).duration)
-
-
-def _numpy(x) -> np.ndarray:
-    return x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x, dtype=np.float32)
 
 
 def shard(items: Sequence, rank: int, world_size: int) -> list:
@@ -122,7 +118,7 @@ def extract(videos_dir: str | Path, out: str | Path, queries: str | Path | None 
                               "clip_length": clip_len})
         for path in tqdm(todo, desc=f"videos (rank {rank})", disable=not progress):
             try:
-                feats = [_numpy(encoder.encode_frames(batch))
+                feats = [encoder.encode_frames(batch)
                          for batch in _iter_frames(path, clip_len, encoder.image_size, batch_size)]
             except UniVTGError as exc:
                 logger.error("skipping %s: %s", path, exc)
@@ -134,8 +130,8 @@ def extract(videos_dir: str | Path, out: str | Path, queries: str | Path | None 
             if not str(record.get("query") or "").strip():
                 raise DataError(f"{queries}: qid {record.get('qid')!r} has no query text")
             features = encoder.encode_text(record["query"])
-            _save_npz(text_dir / f"{record['qid']}.npz", last_hidden_state=_numpy(features.tokens).astype(np.float32),
-                      pooler_output=_numpy(features.sentence).astype(np.float32))
+            _save_npz(text_dir / f"{record['qid']}.npz", last_hidden_state=np.asarray(features.tokens, np.float32),
+                      pooler_output=np.asarray(features.sentence, np.float32))
             counts["queries"] += 1
     if rank == 0 and records:
         by_stem = {p.stem: p for p in all_videos}

@@ -27,22 +27,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import UniVTGError
 from .data import DataError, save_jsonl
+from .losses import cosine_matrix
 
 logger = logging.getLogger("univtg_core.training.teacher")
 
 LABEL_TYPES = ("interval", "curve", "point")
 CONCEPT_DIR = "concepts"
-
-
-def cosine_matrix(a: np.ndarray, b: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float32)
-    b = np.asarray(b, dtype=np.float32)
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), eps)
-    return a @ b.T
 
 
 def quantise(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -68,7 +62,9 @@ def video_labels(vid: str, clip_feats: np.ndarray, concept_feats: np.ndarray, co
                  clip_len: float = 2.0, top_k: int = 5, threshold: float = 0.05,
                  types: Sequence[str] = LABEL_TYPES) -> list[dict]:
     """Pseudo-label records of one video (qid = concept index, features in `concepts/`)."""
-    sim = cosine_matrix(clip_feats, concept_feats)  # (L, C)
+    # (L, C) in float32 with torch, as the official teacher computes it (its sim_matrix is our loss's)
+    sim = cosine_matrix(torch.as_tensor(np.asarray(clip_feats, np.float32)),
+                        torch.as_tensor(np.asarray(concept_feats, np.float32))).numpy()
     n_clips = len(sim)
     duration = float(n_clips * clip_len)
     order = np.argsort(-sim.sum(axis=0), kind="stable")[:top_k]
@@ -133,13 +129,9 @@ def encode_concepts(concepts: Sequence[str], prompt: str, model_name: str, weigh
     pooled, tokens = [], []
     for concept in concepts:
         features = encoder.encode_text(prompt.format(concept))
-        pooled.append(np.asarray(_numpy(features.sentence), dtype=np.float32).reshape(-1))
-        tokens.append(np.asarray(_numpy(features.tokens), dtype=np.float32))
+        pooled.append(np.asarray(features.sentence, dtype=np.float32).reshape(-1))
+        tokens.append(np.asarray(features.tokens, dtype=np.float32))
     return np.stack(pooled), tokens
-
-
-def _numpy(x) -> np.ndarray:
-    return x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
 def run_teacher(v_feat_dir: str | Path, concepts: Sequence[str], concept_feats: np.ndarray,
