@@ -278,3 +278,48 @@ def test_encode_video_streams_the_fixture_features(fixture_dir, fixture, referen
     assert np.all(np.abs(got - f16) <= 2.0**-10 * np.abs(f16) + 1e-4 + 1e-4 * np.abs(f32))  # <= 1 float16 ulp
     assert np.array_equal(got, got.astype(np.float16).astype(np.float32))
     assert seen == [(0, 2), (1, 2), (2, 2)]
+
+
+def _padded_literally(n_decoded: int, fps: int, duration: float, clip_len) -> np.ndarray:
+    """The README's steps 3-6 done on an array of frame numbers, the way HERO does them on pixels."""
+    from fractions import Fraction
+    from math import ceil
+
+    frames = np.arange(n_decoded)
+    if len(frames) % 30:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], 30 - len(frames) % 30)])
+    seconds = frames.reshape(-1, 30)
+    unit = Fraction(clip_len).numerator
+    if len(seconds) % unit:
+        seconds = np.concatenate([seconds, np.repeat(seconds[-1:], unit - len(seconds) % unit, axis=0)])
+    clips = seconds.reshape(-1, int(Fraction(clip_len) * 30))
+    if duration > 0:
+        clips = clips[:ceil(duration / float(clip_len))]
+    index = torch.clamp(torch.linspace(0.0, 32 * 2 * fps / 30 - 1, 32), 0, clips.shape[1] - 1).long().numpy()
+    return clips[:, index]
+
+
+@pytest.mark.parametrize("n_decoded, fps, duration, clip_len", [
+    (15, 30, 0.5, 2), (45, 23, 1.5, 2), (61, 29, 2.03, 2), (179, 59, 5.97, 1), (100, 24, -1, 2),
+    (46, 25, 1.53, 1.5), (200, 30, 6.6, 1.5), (150, 14, 5.005, 2), (90, 60, 3.0, 2),
+])
+def test_clip_grid_is_the_literal_padding(n_decoded, fps, duration, clip_len):
+    want = _padded_literally(n_decoded, fps, duration, clip_len)
+    np.testing.assert_array_equal(clip_grid(n_decoded, fps, duration, clip_len).src_frame_idx, want)
+
+
+@pytest.mark.parametrize("source, clip_len", [("testsrc2=s=160x120:r=24:d=0.5", 2), ("mandelbrot=s=128x96:r=50", 1.5)])
+def test_streamed_clips_are_the_grid_of_the_decoded_frames(tmp_path, source, clip_len):
+    # a video shorter than one clip, and a fractional clip length whose padding reaches back into the
+    # previous clip: the streamed clips must be the grid applied to the whole decoded video
+    path = tmp_path / "v.mp4"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", source,
+                    "-t", "1.55", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)],
+                   check=True, capture_output=True)
+    probe = probe_slowfast(path)
+    frames = np.stack(list(iter_official_frames(path, 30)))
+    grid = clip_grid(len(frames), probe.fps, probe.duration, clip_len)
+    clips = list(iter_clips(path, clip_len, probe))
+    assert len(clips) == grid.n_clips >= 1
+    for clip, sources in zip(clips, grid.src_frame_idx):
+        np.testing.assert_array_equal(clip, frames[sources])

@@ -28,6 +28,7 @@ __all__ = [
     "index_video",
     "load_clip_encoder",
     "load_model",
+    "load_slowfast_encoder",
 ]
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ _LAZY = {
     "index_video": "indexing",
     "load_clip_encoder": "encoders",
     "load_model": "checkpoint",
+    "load_slowfast_encoder": "slowfast",
     "ground": "inference",
 }
 

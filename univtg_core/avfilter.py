@@ -44,7 +44,7 @@ from .errors import VideoReadError
 logger = logging.getLogger(__name__)
 
 # PyAV versions whose pixels were checked against the bundled ffmpeg (see README, "Fidelity").
-TESTED_PYAV = ("12", "18")
+TESTED_PYAV = ("12.0.0", "18.1.0")
 
 _ACCEPTED = "Pass a complete video file (mp4, mkv, webm, mov, avi, ...) that plays in a media player."
 
