@@ -25,7 +25,8 @@ from univtg_core.avfilter import (
 from univtg_core.media import ffmpeg_exe
 
 # name -> (lavfi source, output options): landscape NTSC rate, portrait, BT.709-tagged HD with audio, an odd
-# rate, 4:2:0 chroma sited top-left (tagged), full range, and a stream with a 90-degree display matrix.
+# rate, 4:2:0 chroma sited top-left (tagged), full range; then (below) a stream with a 90-degree display
+# matrix and one that starts after its audio.
 VIDEOS = {
     "land2997": ("testsrc2=s=320x240:r=30000/1001:d=3.2", []),
     "portrait25": ("testsrc2=s=240x320:r=25:d=3", []),
@@ -56,6 +57,10 @@ def videos(tmp_path_factory):
     rotated = root / "rotated.mp4"
     _ffmpeg("-display_rotation", "90", "-i", str(out["ntsc14985"]), "-c", "copy", str(rotated))
     out["rotated"] = rotated
+    late = root / "late_start.mp4"  # the video starts 1.3 s after the audio: ffmpeg's output starts at 0
+    _ffmpeg("-itsoffset", "1.3", "-i", str(out["portrait25"]), "-f", "lavfi", "-i", "sine=duration=4.5",
+            "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(late))
+    out["late_start"] = late
     return out
 
 
@@ -88,6 +93,10 @@ def test_fps_selector_repeats_and_drops_like_the_filter():
     sel = FpsSelector(30, Fraction(1, 60))
     counts = [sel.push(p) for p in range(6)][1:] + [sel.finish(6)]
     assert sum(counts) == 3 and all(c in (0, 1) for c in counts)
+    # a video starting 0.1 s into the file at 30 fps: its first frame also fills ticks 0-2 (CFR output)
+    sel = FpsSelector(30, Fraction(1, 30))
+    counts = [sel.push(p) for p in range(3, 6)][1:] + [sel.finish(6)]
+    assert counts == [4, 1, 1]
 
 
 def test_command_line_is_the_one_ffmpeg_python_compiles(tmp_path):

@@ -152,13 +152,22 @@ def rescale_near(value: int, src: Fraction, dst: Fraction) -> int:
 
 
 class FpsSelector:
-    """How many times ffmpeg's ``fps=fps=F`` filter (defaults) emits each input frame.
+    """How many frames the official command line outputs for each input frame (0: dropped).
 
-    Feed the input frames' pts (in ``time_base``) in decoding order with :meth:`push`; it returns how often
-    the *previous* frame is emitted (0: dropped). :meth:`finish` takes the end-of-stream pts and returns the
-    count for the last frame. Output ticks are ``1 / F`` apart starting at the first frame's rounded pts; a
-    frame is replaced by the next one as soon as the next one's rounded pts reaches the current tick, and
-    ticks stop before the rounded end of stream: the arithmetic of libavfilter's ``vf_fps.c``.
+    Two stages, both reproduced exactly:
+
+    - ffmpeg's ``fps=fps=F`` filter (defaults: ``round=near``, ``eof_action=round``, libavfilter's
+      ``vf_fps.c``): output ticks ``1 / F`` apart start at the first frame's rounded pts; a frame gives way
+      to the next one as soon as the next one's rounded pts reaches the current tick; ticks stop before the
+      rounded end of stream.
+    - the command line's constant-frame-rate output sync (``-f rawvideo`` has no timestamps, and a filter
+      graph's output is not tied to an input stream, so ffmpeg picks ``-fps_mode cfr``): the output starts at
+      tick 0, so when the video starts after the file does (audio first), its first frame fills the ticks
+      before it.
+
+    Feed the input frames' pts (in ``time_base``, relative to the file's start) in decoding order with
+    :meth:`push`; it returns the count for the *previous* frame. :meth:`finish` takes the end-of-stream pts
+    and returns the count for the last frame.
     """
 
     def __init__(self, fps: Fraction | float | str, time_base: Fraction):
@@ -166,6 +175,7 @@ class FpsSelector:
         self.in_tb = Fraction(time_base)
         self.next_tick: int | None = None
         self._held: int | None = None  # rounded pts of the frame waiting for its count
+        self._out_next = 0  # the CFR sync's next output timestamp
         self.emitted = 0
 
     def _round(self, pts: int) -> int:
@@ -182,19 +192,36 @@ class FpsSelector:
         self._held = rounded
         return self._ticks_before(rounded)
 
-    def _ticks_before(self, limit: int) -> int:
-        """Emit the held frame on every tick before ``limit``; how many that is."""
-        count = max(0, limit - self.next_tick)
-        self.next_tick += count
-        self.emitted += count
-        return count
-
     def finish(self, end_pts: int) -> int:
         """Count for the last frame, the stream ending at ``end_pts`` (in ``time_base``)."""
         if self._held is None:
             return 0
         self._held = None
         return self._ticks_before(self._round(end_pts))
+
+    def _ticks_before(self, limit: int) -> int:
+        """The held frame leaves the fps filter on every tick before ``limit``; copies after the CFR sync."""
+        ticks = max(0, limit - self.next_tick)
+        copies = sum(self._cfr_copies(self.next_tick + i) for i in range(ticks))
+        self.next_tick += ticks
+        self.emitted += copies
+        return copies
+
+    def _cfr_copies(self, tick: int) -> int:
+        """``video_sync_process`` of ffmpeg's command line, ``VSYNC_CFR``, for a frame of duration 1 at ``tick``."""
+        delta0 = float(tick - self._out_next)
+        duration = 1.0
+        if delta0 < 0 < delta0 + duration:  # a little early: clipped to the next slot
+            duration += delta0
+            delta0 = 0.0
+        delta = delta0 + duration
+        copies = 1
+        if delta < -1.1:
+            copies = 0
+        elif delta > 1.1:
+            copies = round(delta)  # llrintf: to nearest, ties to even, as Python's round
+        self._out_next += copies
+        return copies
 
 
 # --------------------------------------------------------------------------------------------------------
