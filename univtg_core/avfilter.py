@@ -43,8 +43,9 @@ from .errors import VideoReadError
 
 logger = logging.getLogger(__name__)
 
-# PyAV versions whose pixels were checked against the bundled ffmpeg (see README, "Fidelity").
+# PyAV releases whose pixels were checked equal to the bundled ffmpeg's (README, "Fidelity"): first, last.
 TESTED_PYAV = ("12.0.0", "18.1.0")
+_warned_version: list[str] = []
 
 _ACCEPTED = "Pass a complete video file (mp4, mkv, webm, mov, avi, ...) that plays in a media player."
 
@@ -231,12 +232,13 @@ class FpsSelector:
 class FrameConverter:
     """Decoded PyAV frames -> uint8 RGB ``(size, size, 3)`` through ffmpeg's ``scale``/``crop`` filters.
 
-    One graph serves every frame of the same format and size; it is rebuilt when they change (a stream may
-    switch resolution midway). ``rotation`` is the display-matrix transform to apply first (see
-    :func:`display_transform`); the command line applies it too.
+    One graph serves every frame of the same format, size and colour tags; it is rebuilt when they change (a
+    stream may switch resolution midway). ``transform`` holds the display-matrix filters to apply first
+    (:func:`display_transform`), as the command line does.
     """
 
-    def __init__(self, geometry: OutputGeometry, transform: tuple[str, ...] = (), threads: int = 1):
+    def __init__(self, geometry: OutputGeometry, transform: tuple[tuple[str, str | None], ...] = (),
+                 threads: int = 1):
         self.geometry = geometry
         self.transform = tuple(transform)
         self.threads = int(threads)
@@ -264,6 +266,7 @@ class FrameConverter:
         import av
 
         global _BUFFER_TAKES_COLOUR
+        _check_pyav_version(av.__version__)
         graph = av.filter.Graph()
         if hasattr(graph, "threads"):  # PyAV >= 17; before, libavfilter picks (the pixels do not depend on it)
             graph.threads = self.threads
@@ -291,6 +294,18 @@ class FrameConverter:
 
 # Whether the buffer source takes `colorspace` and `range` (FFmpeg >= 7.1); found out on first use.
 _BUFFER_TAKES_COLOUR = True
+
+
+def _check_pyav_version(version: str) -> None:
+    """Say once when PyAV is outside the range whose pixels were checked (it may still be exact)."""
+    def major(v: str) -> int:
+        return int(v.split(".")[0])
+
+    if _warned_version or major(TESTED_PYAV[0]) <= major(version) <= major(TESTED_PYAV[1]):
+        return
+    _warned_version.append(version)
+    logger.warning("PyAV %s: the official-pixel path was checked on PyAV %s to %s only; run "
+                   "scripts/check_pyav_versions.sh %s to check this one", version, *TESTED_PYAV, version)
 
 
 def _frame_key(frame) -> tuple:

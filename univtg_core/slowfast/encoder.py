@@ -126,6 +126,7 @@ class SlowFastEncoder:
         done = 0
         if progress is not None:
             progress(0, total)
+
         def make(stop: threading.Event) -> Iterator[np.ndarray]:
             return _batches(path, clip_len, probe, self.batch_size, stop)
 
