@@ -34,6 +34,7 @@ __all__ = [
     "read_frames_at",
     "results_are_meaningful",
     "write_summary_video",
+    "load_slowfast_encoder",
 ]
 
 __version__ = "0.1.0"
@@ -46,6 +47,7 @@ _LAZY = {
     "index_video": "indexing",
     "load_clip_encoder": "encoders",
     "load_model": "checkpoint",
+    "load_slowfast_encoder": "slowfast",
     "ground": "inference",
     "read_guidance": "guidance",
     # what a front end shows besides the prediction: thumbnails, clips, the summary video, times
