@@ -137,6 +137,7 @@ def test_cli_stderr_holds_only_the_error_line(case, corpus, sandbox, cyan_png, t
     assert not foreign, foreign
 
 
+@pytest.mark.slow
 def test_cli_process_refuses_random_bytes_in_one_line(corpus, report, request, tmp_path):
     """The real command in a fresh process (random ViT-B-32): exit 2, one error line, no traceback."""
     case = next(c for c in CASES if c.name == "random-bytes")
