@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import warnings
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import torch
 from .device import default_dtype, pick_device
 from .errors import EncoderWeightsError, QueryError
 from .hashing import file_sha256
+from .torchscript_weights import read_torchscript_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -391,9 +391,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             obj: Any = load_file(str(path), device="cpu")
         elif _is_torchscript(path):
             # OpenAI's released archives are TorchScript; only their tensors are kept
-            with warnings.catch_warnings():  # torch marks jit.load as deprecated; the archives still exist
-                warnings.simplefilter("ignore", FutureWarning)
-                obj = torch.jit.load(str(path), map_location="cpu").state_dict()
+            obj = read_torchscript_state_dict(path)  # read as data: torch.jit.load would run the file's code
             for key in _OPENAI_EXTRA_KEYS:
                 obj.pop(key, None)
         else:

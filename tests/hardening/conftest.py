@@ -1,0 +1,107 @@
+"""Fixtures of the hardening suite: a tiny random CLIP, the broken-media corpus, the sandbox, the summary.
+
+The corpus is written once per session under pytest's temporary base; the summary goes to
+``$UNIVTG_HARDENING_REPORT`` (a folder) or ``<pytest base temp>/hardening-report``, never into the checkout.
+The per-request timeout of the sandbox is ``$UNIVTG_HARDENING_TIMEOUT`` seconds (default 30).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from .corpus import CASES, build_corpus
+from .report import Report
+from .sandbox import Sandbox
+
+TINY_MODEL = "univtg-hardening-tiny"
+# A CLIP small enough that encoding costs nothing next to decoding: the code paths are those of ViT-B-32.
+TINY_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+_REPORT_KEY = pytest.StashKey[Report]()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> tuple[str, Path]:
+    """(name, config path) of the tiny CLIP, registered with open_clip in this process too."""
+    import open_clip
+
+    path = tmp_path_factory.getbasetemp() / "hardening-model" / f"{TINY_MODEL}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(TINY_CONFIG))
+    open_clip.add_model_config(path)
+    return TINY_MODEL, path
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> tuple[Path, dict[str, str | None]]:
+    """(folder, case name -> skip reason) of the broken-media corpus, written once per session."""
+    folder = tmp_path_factory.getbasetemp() / "broken-media"
+    return folder, build_corpus(folder)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory, tiny_model):
+    box = Sandbox(tmp_path_factory.mktemp("sandbox"), tiny_model[1], tiny_model[0],
+                  timeout=float(os.environ.get("UNIVTG_HARDENING_TIMEOUT", "30")))
+    yield box
+    box.close()
+
+
+@pytest.fixture(scope="session")
+def report(request, tmp_path_factory) -> Report:
+    folder = os.environ.get("UNIVTG_HARDENING_REPORT")
+    base = tmp_path_factory.getbasetemp()
+    rep = Report(Path(folder) if folder else base / "hardening-report", scrub=base)
+    request.config.stash[_REPORT_KEY] = rep
+    return rep
+
+
+def case_params(cases=CASES, *, xfail=True):
+    """pytest params of corpus cases, with the strict xfail of each case whose fix is pending."""
+    params = []
+    for case in cases:
+        marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if xfail and case.xfail else []
+        params.append(pytest.param(case, id=case.name, marks=marks))
+    return params
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    report = item.config.stash.get(_REPORT_KEY, None)
+    if report is None:
+        return
+    if rep.when == "call":
+        report.durations[item.nodeid] = rep.duration
+    if rep.when == "call" or (rep.when == "setup" and rep.outcome != "passed"):
+        if hasattr(rep, "wasxfail"):
+            verdict = ("known bug", rep.wasxfail) if rep.outcome == "skipped" else ("FIXED, remove the xfail", "")
+        elif rep.outcome == "passed":
+            verdict = ("held", "")
+        elif rep.outcome == "skipped":
+            reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+            verdict = ("skipped", reason.removeprefix("Skipped: "))
+        else:
+            verdict = ("FAILED", "")
+        report.outcomes[item.nodeid] = verdict
+
+
+def pytest_sessionfinish(session):
+    report = session.config.stash.get(_REPORT_KEY, None)
+    if report is not None and report.rows:
+        report.write()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    report = config.stash.get(_REPORT_KEY, None)
+    if report is not None and report.rows:
+        terminalreporter.write_line(f"hardening summary: {report.folder / 'hardening-summary.json'} "
+                                    f"(render: python -m scripts.hardening_table)")
