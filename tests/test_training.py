@@ -115,18 +115,19 @@ def test_best_checkpoint_has_the_official_format(trained):
 
 
 def test_loaded_checkpoint_reproduces_the_in_training_predictions(trained, planted):
-    from univtg_core.checkpoint import load_model
+    from univtg_core import load_model
     from univtg_core.training.data import FeatureStore, GroundingDataset, collate, load_jsonl
-    from univtg_core.training.loop import DecodeSettings, predict
+    from univtg_core.training.predict import DecodeSettings, predict
+    from univtg_core.training.recipes.univtg import RECIPE
 
     model = load_model(trained["dir"] / "model_best.ckpt", device="cpu")
     assert model.config.hidden_dim == 128 and model.config.enc_layers == 2 and model.config.clip_length == 2.0
     store = FeatureStore([str(planted.video_dir)], str(planted.text_dir))
     dataset = GroundingDataset(load_jsonl(planted.val_path), store, 2.0)
     loader = torch.utils.data.DataLoader(dataset, batch_size=100, collate_fn=collate)
-    settings = DecodeSettings(2.0, nms_thd=0.7, max_before_nms=1000, max_after_nms=10, round_multiple=-1,
-                              eval_mode="add")
-    mine, _ = predict(model, loader, settings, torch.device("cpu"))
+    settings = DecodeSettings(2.0, nms_thd=0.7, max_before_nms=1000, max_after_nms=10, round_multiple=-1)
+    predictions, _ = predict(model, loader, RECIPE, settings, argparse.Namespace(eval_mode="add"), torch.device("cpu"))
+    mine = [p.to_dict() for p in predictions]
     saved = [json.loads(line) for line in (trained["dir"] / "val_preds.jsonl").read_text().splitlines()]
     assert len(mine) == len(saved)
     for a, b in zip(mine, saved):
@@ -296,7 +297,7 @@ def test_clip_length_is_read_from_durations(tiny):
 
 
 def test_importing_the_core_does_not_import_training():
-    code = ("import sys, univtg_core, univtg_core.checkpoint; "
+    code = ("import sys, univtg_core, univtg_core.models; "
             "bad = [m for m in sys.modules if m.startswith('univtg_core.train')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=_env(), check=True, timeout=60)
 
@@ -361,7 +362,7 @@ def test_criterion_is_zero_on_perfect_spans_and_weights_background():
 
 
 def test_warmup_step_schedule_matches_the_official_one():
-    from univtg_core.training.loop import WarmupStepLR
+    from univtg_core.training.schedule import WarmupStepLR
 
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
     scheduler = WarmupStepLR(optimizer, warmup_steps=10, step_size=80, gamma=0.1)

@@ -8,9 +8,11 @@ from .errors import (
     EncoderWeightsError,
     QueryError,
     UniVTGError,
+    UnknownModelError,
     VideoReadError,
     VideoTooLongError,
 )
+from .query import Query
 from .results import Moment, Prediction
 
 __all__ = [
@@ -19,13 +21,16 @@ __all__ = [
     "Grounder",
     "Moment",
     "Prediction",
+    "Query",
     "QueryError",
     "UniVTGError",
+    "UnknownModelError",
     "VideoIndex",
     "VideoReadError",
     "VideoTooLongError",
     "ground",
     "index_video",
+    "list_models",
     "load_clip_encoder",
     "load_model",
 ]
@@ -38,7 +43,8 @@ _LAZY = {
     "VideoIndex": "indexing",
     "index_video": "indexing",
     "load_clip_encoder": "encoders",
-    "load_model": "checkpoint",
+    "load_model": "models",
+    "list_models": "models",
     "ground": "inference",
 }
 
