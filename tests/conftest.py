@@ -19,3 +19,17 @@ def shared_fixture(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: these tests need ../shared beside the checkout (CI provides it)")
     return path
+
+
+@pytest.fixture(scope="session")
+def univtg_reference() -> Path:
+    """The official UniVTG fixture folder (checkpoint, inputs, outputs)."""
+    return shared_fixture("univtg_reference")
+
+
+@pytest.fixture(scope="session")
+def univtg_model(univtg_reference):
+    """The fixture checkpoint loaded once for the whole session (164 MB): tests must not change it."""
+    from univtg_core import load_model
+
+    return load_model(univtg_reference / "model_best.ckpt", device="cpu")
