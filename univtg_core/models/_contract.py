@@ -8,9 +8,12 @@ exactly as the official code calls it; the methods below are the product's view 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..query import Query
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,9 @@ class InputSpec:
 class QueryInput:
     """The token rows a model reads for one query, after its own cut and normalisation."""
 
-    tokens: np.ndarray  # (T, D) float32
-    rows_read: int  # rows of the encoder's text output the model reads (after the official cut)
-    rows_given: int  # rows the encoder gave
+    tokens: np.ndarray  # (T, D) float32: what the forward reads, prepared
+    rows_read: int  # rows the model reads, len(tokens) (after the official cut)
+    rows_given: int  # rows the Query held (text and image rows); rows_read < rows_given: the query was cut
 
 
 @dataclass(frozen=True)
@@ -101,15 +104,18 @@ class GroundingModel:
     def input_spec(self) -> InputSpec:
         raise NotImplementedError
 
-    def query_input(self, query) -> QueryInput:
-        """The rows this model reads from a `Query`: encoder-made text cut as the official extractor cut it
-        (`query.text_rows` says which rows those are), dataset tokens as they are; then normalised as the
-        official dataset did."""
+    def query_input(self, query: Query | np.ndarray) -> QueryInput:
+        """The rows this model reads from a `Query` (a plain array: dataset tokens): encoder-made text cut as
+        the official extractor cut it (`query.text_rows` says which rows those are), rows after them (an
+        image's) kept, dataset tokens as they are; then normalised as the official dataset did. Raises
+        CheckpointError when the token width is not the model's."""
         raise NotImplementedError
 
     def predict_windows(self, video: np.ndarray, query: QueryInput, clip_len: float) -> WindowOutput:
-        """video: (B, L, D) raw (not normalised) clip features of B windows of one video, D = input_spec.video_dim.
-        Each window is prepared in its own frame (normalisation, tef, positions), as in training."""
+        """video: (B, L, D) raw (not normalised) clip features of B windows of one video, D = input_spec.video_dim
+        (a (L, D) array is one window). Each window is prepared in its own frame (normalisation, tef,
+        positions), as in training; runs under inference mode on the model's device; decodes with
+        `decode_outputs`."""
         raise NotImplementedError
 
     def decode_outputs(self, outputs: dict, video_mask, clip_len: float, durations=None) -> WindowOutput:
