@@ -189,3 +189,20 @@ def test_long_queries_are_cut_as_the_official_extractor_cut_them(univtg_model, c
         "the model reads 33 of the query's 41 token rows, cut as its official feature extractor cut them") == 1
     cut = ground(feats, np.concatenate([text[:31], text[39:40], image]), clip_len=2.0, model=univtg_model)
     np.testing.assert_allclose(pred.saliency, cut.saliency, atol=1e-6)
+
+
+def test_predictions_compare_by_value_without_asking_an_array_for_its_truth():
+    from dataclasses import replace
+
+    from univtg_core import Prediction
+
+    a = Prediction(moments=(Moment(0.0, 4.0, 0.9),), saliency=np.array([0.1, 0.5, 0.2]), clip_len=2.0,
+                   duration=6.0, highlight=2.0, summary=(3.0,), query="q")
+    same = replace(a, saliency=a.saliency.copy())
+    assert a == same and not (a != same)
+    assert a != replace(a, saliency=np.array([0.1, 0.5, 0.3]))
+    assert a != replace(a, saliency=np.array([0.1, 0.5]))
+    assert a != replace(a, moments=())
+    assert a.to_dict() == same.to_dict() and "qid" not in a.to_dict()
+    with_ids = replace(a, qid=7, vid="v1").to_dict()
+    assert list(with_ids)[:3] == ["qid", "query", "vid"]

@@ -32,10 +32,10 @@ class CheckpointContents:
     options: dict[str, Any]
     options_source: str
 
-    def setting(self, name: str, default: Any, cast: Callable[[Any], Any] = int,
-                check: Callable[[Any], bool] | None = None, rule: str = "") -> Any:
-        """One option, cast and checked; a missing or None value gives `default`. A value that cannot be
-        cast or fails `check` raises a CheckpointError naming the setting, its value and `rule`."""
+    def option(self, name: str, default: Any, cast: Callable[[Any], Any] = int,
+               check: Callable[[Any], bool] | None = None, rule: str = "") -> Any:
+        """One training option, cast and checked; a missing or None value gives `default`. A value that
+        cannot be cast or fails `check` raises a CheckpointError naming the option, its value and `rule`."""
         raw = self.options.get(name)
         if raw is None:
             return default
@@ -45,7 +45,7 @@ class CheckpointContents:
             value = None
         if value is None or (check is not None and not check(value)):
             where = "opt.json" if self.options_source == "opt.json" else "its options"
-            raise CheckpointError(f"{self.path.name}: setting {name}={raw!r} in {where} is invalid"
+            raise CheckpointError(f"{self.path.name}: option {name}={raw!r} in {where} is invalid"
                                   f"{': ' + rule if rule else ''}")
         return value
 
@@ -68,7 +68,7 @@ class Architecture:
     model_ids: values of the checkpoint option `model_id` (or `model_name`) that name this architecture.
     signature_keys: state-dict keys every checkpoint of it has (recognition when no option names it).
     config_from_checkpoint: CheckpointContents -> the config dataclass (shapes decide dimensions; every
-        setting validated, CheckpointError naming the bad one).
+        option validated, CheckpointError naming the bad one).
     module: the nn.Module class, built as module(config); it implements `GroundingModel`.
     safe_globals: what its checkpoints pickle besides tensors and containers (plain data classes only).
     filter_state_dict: keys dropped before the strict load (e.g. a text tower the checkpoint omits).

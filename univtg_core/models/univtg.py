@@ -93,9 +93,9 @@ class UniVTGConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, settings: dict) -> UniVTGConfig:
+    def from_dict(cls, data: dict) -> UniVTGConfig:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in settings.items() if k in names})
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def config_problems(config: UniVTGConfig) -> list[str]:
@@ -366,23 +366,23 @@ def _positive_int(value) -> int:
 def config_from_checkpoint(contents: CheckpointContents) -> UniVTGConfig:
     """The architecture from the checkpoint's options (or opt.json), with dimensions read from the shapes.
 
-    Every setting is validated: a bad one is a CheckpointError naming it.
+    Every option is validated: a bad one is a CheckpointError naming it.
     """
     state, name = contents.state_dict, contents.path.name
     missing = [k for k in SIGNATURE_KEYS if k not in state]
     if missing:
         raise CheckpointError(f"{name} is not a UniVTG checkpoint: missing {', '.join(missing)}")
-    ctx_mode = contents.setting("ctx_mode", "video_tef", str)
+    ctx_mode = contents.option("ctx_mode", "video_tef", str)
     use_tef = "tef" in ctx_mode
     video_input_dim = int(state["input_vid_proj.0.LayerNorm.weight"].shape[0])
-    saved_dim = contents.setting("v_feat_dim", None, _positive_int, lambda v: v >= 0, "a width")
+    saved_dim = contents.option("v_feat_dim", None, _positive_int, lambda v: v >= 0, "a width")
     if saved_dim is not None and contents.options_source == "opt.json" and use_tef:
         saved_dim += TEF_COLUMNS  # opt.json is written before the official parser adds the tef columns
     if saved_dim is not None and saved_dim != video_input_dim:
         logger.warning("%s: its options say v_feat_dim=%s but the weights read %d columns; using the weights", name,
                        saved_dim, video_input_dim)
     max_q_l, hidden = state["txt_position_embed.position_embeddings.weight"].shape
-    settings = dict(
+    arguments = dict(
         video_dim=video_input_dim - (TEF_COLUMNS if use_tef else 0),
         text_dim=int(state["input_txt_proj.0.LayerNorm.weight"].shape[0]),
         hidden_dim=int(hidden),
@@ -391,25 +391,25 @@ def config_from_checkpoint(contents: CheckpointContents) -> UniVTGConfig:
         max_q_l=int(max_q_l),
         pre_norm="transformer.encoder.norm.weight" in state,
         use_tef=use_tef,
-        nheads=contents.setting("nheads", 8, _positive_int, lambda v: v > 0, "a positive number of heads"),
-        input_dropout=contents.setting("input_dropout", 0.5, float),
-        dropout=contents.setting("dropout", 0.0, float),
-        droppath=contents.setting("droppath", 0.1, float),
-        max_v_l=contents.setting("max_v_l", 75, _positive_int, lambda v: v > 0, "a positive number of clips"),
-        span_loss_type=contents.setting("span_loss_type", "l1", str, lambda v: v == "l1", "only 'l1' exists"),
-        use_txt_pos=contents.setting("use_txt_pos", False, as_bool),
-        clip_length=contents.setting("clip_length", 2.0, float, lambda v: math.isfinite(v) and v > 0,
+        nheads=contents.option("nheads", 8, _positive_int, lambda v: v > 0, "a positive number of heads"),
+        input_dropout=contents.option("input_dropout", 0.5, float),
+        dropout=contents.option("dropout", 0.0, float),
+        droppath=contents.option("droppath", 0.1, float),
+        max_v_l=contents.option("max_v_l", 75, _positive_int, lambda v: v > 0, "a positive number of clips"),
+        span_loss_type=contents.option("span_loss_type", "l1", str, lambda v: v == "l1", "only 'l1' exists"),
+        use_txt_pos=contents.option("use_txt_pos", False, as_bool),
+        clip_length=contents.option("clip_length", 2.0, float, lambda v: math.isfinite(v) and v > 0,
                                      "a positive number of seconds"),
-        normalize_video=not contents.setting("no_norm_vfeat", False, as_bool),
-        normalize_text=not contents.setting("no_norm_tfeat", False, as_bool),
-        video_types=contents.setting("v_feat_types", None, str),
+        normalize_video=not contents.option("no_norm_vfeat", False, as_bool),
+        normalize_text=not contents.option("no_norm_tfeat", False, as_bool),
+        video_types=contents.option("v_feat_types", None, str),
     )
     if "transformer.encoder.layers.0.linear1.weight" in state:
-        settings["dim_feedforward"] = int(state["transformer.encoder.layers.0.linear1.weight"].shape[0])
+        arguments["dim_feedforward"] = int(state["transformer.encoder.layers.0.linear1.weight"].shape[0])
     try:
-        return UniVTGConfig(**settings)
+        return UniVTGConfig(**arguments)
     except ValueError as exc:
-        raise CheckpointError(f"{name} has settings UniVTG cannot be built with: {exc}") from exc
+        raise CheckpointError(f"{name}: its options and weights give a UniVTG that cannot be built: {exc}") from exc
 
 
 ARCHITECTURE = register(Architecture(
