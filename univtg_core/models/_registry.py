@@ -72,8 +72,10 @@ class Architecture:
     module: the nn.Module class, built as module(config); it implements `GroundingModel`.
     safe_globals: what its checkpoints pickle besides tensors and containers (plain data classes only).
     filter_state_dict: keys dropped before the strict load (e.g. a text tower the checkpoint omits).
+    features: the feature sources it reads, in words; a checkpoint's exact needs (names and widths) are
+        its config's `input_spec`.
     training: "module:attribute" of its `TrainingRecipe`, imported only by the trainer.
-    checkpoints: which official checkpoints load (for list_models and README).
+    checkpoints: which official checkpoints load (for README and messages).
     """
 
     name: str
@@ -85,6 +87,7 @@ class Architecture:
     safe_globals: tuple[Any, ...] = ()
     filter_state_dict: Callable[[OrderedDict[str, torch.Tensor]], OrderedDict[str, torch.Tensor]] | None = None
     recognise: Callable[[CheckpointContents], bool] | None = field(default=None, repr=False)
+    features: str = ""
     training: str | None = None
     checkpoints: str = ""
 

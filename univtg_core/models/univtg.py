@@ -356,7 +356,8 @@ def _count(state: dict[str, torch.Tensor], pattern: str) -> int:
     return max(found) + 1 if found else 0
 
 
-def _positive_int(value) -> int:
+def _whole_number(value) -> int:
+    """int(value), refusing a fractional one (8.5 heads) rather than rounding it."""
     number = int(value)
     if number != value and not isinstance(value, str):
         raise ValueError(value)
@@ -375,7 +376,7 @@ def config_from_checkpoint(contents: CheckpointContents) -> UniVTGConfig:
     ctx_mode = contents.option("ctx_mode", "video_tef", str)
     use_tef = "tef" in ctx_mode
     video_input_dim = int(state["input_vid_proj.0.LayerNorm.weight"].shape[0])
-    saved_dim = contents.option("v_feat_dim", None, _positive_int, lambda v: v >= 0, "a width")
+    saved_dim = contents.option("v_feat_dim", None, _whole_number, lambda v: v >= 0, "a width")
     if saved_dim is not None and contents.options_source == "opt.json" and use_tef:
         saved_dim += TEF_COLUMNS  # opt.json is written before the official parser adds the tef columns
     if saved_dim is not None and saved_dim != video_input_dim:
@@ -391,11 +392,11 @@ def config_from_checkpoint(contents: CheckpointContents) -> UniVTGConfig:
         max_q_l=int(max_q_l),
         pre_norm="transformer.encoder.norm.weight" in state,
         use_tef=use_tef,
-        nheads=contents.option("nheads", 8, _positive_int, lambda v: v > 0, "a positive number of heads"),
+        nheads=contents.option("nheads", 8, _whole_number, lambda v: v > 0, "a positive number of heads"),
         input_dropout=contents.option("input_dropout", 0.5, float),
         dropout=contents.option("dropout", 0.0, float),
         droppath=contents.option("droppath", 0.1, float),
-        max_v_l=contents.option("max_v_l", 75, _positive_int, lambda v: v > 0, "a positive number of clips"),
+        max_v_l=contents.option("max_v_l", 75, _whole_number, lambda v: v > 0, "a positive number of clips"),
         span_loss_type=contents.option("span_loss_type", "l1", str, lambda v: v == "l1", "only 'l1' exists"),
         use_txt_pos=contents.option("use_txt_pos", False, as_bool),
         clip_length=contents.option("clip_length", 2.0, float, lambda v: math.isfinite(v) and v > 0,
@@ -420,6 +421,8 @@ ARCHITECTURE = register(Architecture(
     model_ids=("univtg",),
     signature_keys=_RECOGNISING_KEYS,
     safe_globals=(argparse.Namespace,),
+    features="video: CLIP image embeddings per clip (optionally SlowFast before them), tef appended by the model; "
+             "text: CLIP per-token ln_final rows",
     training="univtg_core.training.recipes.univtg:RECIPE",
     checkpoints="UniVTG's released CLIP checkpoints (omni/demo, QVHighlights, Charades-STA, ...); those trained "
                 "on SlowFast + CLIP need SlowFast features",

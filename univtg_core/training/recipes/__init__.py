@@ -10,7 +10,9 @@ the trainer looks it up by `--model_id` and never branches on the architecture. 
   `weight_dict` {loss name: coefficient} and `total(losses)`.
 - the data rule: `make_dataset(records, store, opt, train=..., load_labels=..., query_field=...,
   clip_feat_dir=...)` (what one item is: a query, or all queries of a video), `collate(items) -> (metas,
-  batch)` and `prepare_batch(batch, device, non_blocking) -> (forward kwargs, criterion targets)`.
+  batch)` with one meta (qid, vid, query, duration) per row of the model's outputs, i.e. per query, and
+  `prepare_batch(batch, device, non_blocking) -> (forward kwargs, criterion targets)`; the trainer calls
+  `model(**kwargs)` and the model's `decode_outputs(outputs, kwargs[video_mask_key], clip_len, durations)`.
 - `checkpoint_payload(model, optimizer, scheduler, epoch, opt) -> dict`: the saved file's dictionary (the
   official format, so the official code loads ours).
 - `eval_saliency(decoded, opt)`: the per-clip scores written as `pred_saliency_scores` (official eval
