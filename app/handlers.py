@@ -99,7 +99,7 @@ class QueryHandler:
             raise gr.Error(f"Something went wrong while grounding the query ({type(exc).__name__}); "
                            "the server log has the details.") from exc
 
-        result = prediction.to_json()
+        result = prediction.to_dict()
         duration = float(prediction.duration)
         stem = f"{Path(video).stem}-{builders.slug(text, 'image-query')}"
 

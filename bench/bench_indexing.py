@@ -24,7 +24,7 @@ from univtg_core.encoders import load_clip_encoder
 from univtg_core.indexing import index_video
 from univtg_core.inference import ground
 from univtg_core.media import make_test_pattern_video
-from univtg_core.model import ModelConfig, UniVTG
+from univtg_core.models.univtg import UniVTG, UniVTGConfig
 from univtg_core.video import clip_count, iter_clip_frames, probe_video
 
 
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
                               batch_size=args.batch_size)
 
     # Query latency on the indexed video: text encoding + grounding, median of repeated runs.
-    config = ModelConfig()  # the official omni shape: 514 -> 1024, 4 layers
+    config = UniVTGConfig()  # the official omni shape: 512 (+2 tef) -> 1024, 4 layers
     torch.manual_seed(0)
     model = UniVTG(config).to(encoder.device).eval()
     queries = ["a person jumps into the pool", "the dog runs on the beach", "someone opens the fridge"]

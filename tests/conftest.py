@@ -34,3 +34,15 @@ def artifact_dir() -> Path:
 def chromium_path() -> Path:
     """The Chromium the browser tests drive: $UNIVTG_CHROMIUM, else Debian's /usr/bin/chromium."""
     return Path(os.environ.get("UNIVTG_CHROMIUM") or "/usr/bin/chromium")
+@pytest.fixture(scope="session")
+def univtg_reference() -> Path:
+    """The official UniVTG fixture folder (checkpoint, inputs, outputs)."""
+    return shared_fixture("univtg_reference")
+
+
+@pytest.fixture(scope="session")
+def univtg_model(univtg_reference):
+    """The fixture checkpoint loaded once for the whole session (164 MB): tests must not change it."""
+    from univtg_core import load_model
+
+    return load_model(univtg_reference / "model_best.ckpt", device="cpu")

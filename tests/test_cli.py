@@ -19,7 +19,7 @@ from PIL import Image
 from univtg_core import Grounder, QueryError, VideoReadError
 from univtg_core import indexing as indexing_module
 from univtg_core.media import ffmpeg_exe, make_colour_video
-from univtg_core.model import ModelConfig, UniVTG
+from univtg_core.models.univtg import UniVTG, UniVTGConfig
 from univtg_core.spans import temporal_iou
 
 RED, CYAN, PURPLE = (230, 20, 20), (0, 230, 230), (140, 20, 200)
@@ -154,8 +154,7 @@ def test_empty_query_on_cli(media, tmp_path):
 def test_mismatched_checkpoint_is_refused_naming_both_widths(media, tmp_path):
     import argparse
 
-    config = ModelConfig(v_feat_dim=770, t_feat_dim=768, hidden_dim=64, enc_layers=1, nheads=4,
-                         dim_feedforward=64)
+    config = UniVTGConfig(video_dim=768, text_dim=768, hidden_dim=64, enc_layers=1, nheads=4, dim_feedforward=64)
     ckpt = tmp_path / "other.ckpt"
     torch.save({"model": UniVTG(config).state_dict(), "opt": argparse.Namespace(nheads=4, ctx_mode="video_tef")}, ckpt)
     result = run_cli("predict", str(media["video"]), "--query", "x", "--clip-weights", "random", "--resume",

@@ -6,43 +6,33 @@ import json
 
 import numpy as np
 import pytest
-from conftest import shared_fixture
 
-from univtg_core import Moment, ground, load_model
+from univtg_core import Moment, Query, ground
 from univtg_core import postprocess as pp
-from univtg_core.inference import model_inputs, run_model, window_starts
+from univtg_core.inference import run_model, window_starts
 from univtg_core.spans import temporal_iou, temporal_nms
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return shared_fixture("univtg_reference")
-
-
-@pytest.fixture(scope="module")
-def model(reference):
-    return load_model(reference / "model_best.ckpt", device="cpu")
-
-
-def test_inputs_built_like_the_official_demo(model, reference):
-    data = np.load(reference / "io_single.npz")
-    vid, txt = model_inputs(data["vid_raw"], data["txt_raw"], model.config)
-    np.testing.assert_array_equal(vid, data["src_vid"][0])
-    np.testing.assert_array_equal(txt, data["src_txt"][0])
+def test_inputs_built_like_the_official_demo(univtg_model, univtg_reference):
+    data = np.load(univtg_reference / "io_single.npz")
+    np.testing.assert_array_equal(univtg_model.prepare_video(data["vid_raw"][None])[0], data["src_vid"][0])
+    np.testing.assert_array_equal(univtg_model.query_input(data["txt_raw"]).tokens, data["src_txt"][0])
+    # Dataset tokens (no text_rows) are read as they are; encoder-made ones this short are not cut either.
+    assert univtg_model.query_input(Query(data["txt_raw"], text_rows=9)).rows_read == 9
     np.testing.assert_allclose(pp.clip_anchors(37, 2.0), data["timestamp"][:, 0], atol=1e-7)
 
 
-def test_demo_postprocess_matches_official(model, reference):
-    data = np.load(reference / "io_single.npz")
-    demo = json.loads((reference / "demo_postprocess.json").read_text())
-    out = run_model(model, data["vid_raw"], data["txt_raw"], clip_len=demo["clip_len"])
+def test_demo_postprocess_matches_official(univtg_model, univtg_reference):
+    data = np.load(univtg_reference / "io_single.npz")
+    demo = json.loads((univtg_reference / "demo_postprocess.json").read_text())
+    out = run_model(univtg_model, data["vid_raw"], data["txt_raw"], clip_len=demo["clip_len"])
     np.testing.assert_allclose(out["windows"], np.array(demo["pred_windows_seconds"]), atol=1e-4)
     assert int(np.argmax(out["scores"])) == demo["top1_index"]
     assert list(np.argsort(-out["scores"], kind="stable")[:5]) == demo["top5_indices"]
     np.testing.assert_allclose(np.sort(out["scores"])[::-1][:5], demo["top5_confidences"], atol=1e-6)
     assert int(np.argmax(out["saliency"])) == demo["top1_highlight_clip_index"]
 
-    pred = ground(data["vid_raw"], data["txt_raw"], clip_len=2.0, model=model, query=demo["query"])
+    pred = ground(data["vid_raw"], data["txt_raw"], clip_len=2.0, model=univtg_model, query=demo["query"])
     assert pred.highlight == demo["top1_highlight_seconds"]
     top_start, top_end = demo["top1_window_seconds"]
     duration = 37 * 2.0
@@ -56,10 +46,10 @@ def test_demo_postprocess_matches_official(model, reference):
     assert (iou[~np.eye(len(kept), dtype=bool)] < 0.7).all(), "NMS must leave no pair above the threshold"
 
 
-def test_prediction_json_has_the_standard_fields(model, reference):
-    data = np.load(reference / "io_single.npz")
-    pred = ground(data["vid_raw"], data["txt_raw"], clip_len=2.0, model=model, query="q", duration=73.5)
-    record = pred.to_json()
+def test_prediction_json_has_the_standard_fields(univtg_model, univtg_reference):
+    data = np.load(univtg_reference / "io_single.npz")
+    pred = ground(data["vid_raw"], data["txt_raw"], clip_len=2.0, model=univtg_model, query="q", duration=73.5)
+    record = pred.to_dict()
     assert record["query"] == "q" and record["duration"] == 73.5 and record["clip_len"] == 2.0
     assert len(record["pred_saliency_scores"]) == 37
     windows = record["pred_relevant_windows"]
@@ -70,16 +60,16 @@ def test_prediction_json_has_the_standard_fields(model, reference):
     assert json.loads(pred.to_json_line()) == record
 
 
-def test_long_video_runs_in_overlapping_windows(model):
+def test_long_video_runs_in_overlapping_windows(univtg_model):
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(200, 512)).astype(np.float32)
     tokens = rng.normal(size=(6, 512)).astype(np.float32)
-    pred = ground(feats, tokens, clip_len=2.0, model=model)
+    pred = ground(feats, tokens, clip_len=2.0, model=univtg_model)
     assert pred.saliency.shape == (200,)
     assert all(0 <= m.start < m.end <= 400 for m in pred.moments)
     # The first window is the model run on the first 75 clips alone.
-    alone = run_model(model, feats[:75], tokens, 2.0, max_window=75)
-    both = run_model(model, feats, tokens, 2.0)
+    alone = run_model(univtg_model, feats[:75], tokens, 2.0, max_window=75)
+    both = run_model(univtg_model, feats, tokens, 2.0)
     np.testing.assert_allclose(both["scores"][:75], alone["scores"], atol=1e-6)
 
 
@@ -145,3 +135,74 @@ def test_zero_shot_prefers_whole_event_over_its_peak():
 
 def test_moment_serialises():
     assert Moment(1.23456, 5.0, 0.5).to_list() == [1.2346, 5.0, 0.5]
+
+
+def test_saliency_is_averaged_over_every_overlap_of_windows():
+    """37 clips in windows of 10 (starts 0, 5, ..., 25, 27): clips 5..34 lie in two or three windows; each
+    clip's saliency must be the mean of the values the windows covering it gave it alone."""
+    import torch
+
+    from univtg_core.models.univtg import UniVTG, UniVTGConfig
+
+    torch.manual_seed(0)
+    model = UniVTG(UniVTGConfig(video_dim=16, text_dim=16, hidden_dim=32, enc_layers=1, nheads=4,
+                                dim_feedforward=32, max_v_l=10)).eval()
+    rng = np.random.default_rng(3)
+    feats = rng.normal(size=(37, 16)).astype(np.float32)
+    tokens = rng.normal(size=(4, 16)).astype(np.float32)
+    starts = window_starts(37, 10)
+    assert starts == [0, 5, 10, 15, 20, 25, 27]
+    query = model.query_input(tokens)
+    per_clip: list[list[float]] = [[] for _ in range(37)]
+    for s in starts:
+        alone = model.predict_windows(feats[s : s + 10], query, 2.0).saliency[0]
+        for i, value in enumerate(alone):
+            per_clip[s + i].append(float(value))
+    expected = np.array([np.mean(v) for v in per_clip])
+    assert [len(v) for v in per_clip[:6]] == [1, 1, 1, 1, 1, 2]
+    assert [len(v) for v in per_clip[25:]] == [2, 2, 3, 3, 3, 2, 2, 2, 2, 2, 1, 1]
+    out = run_model(model, feats, tokens, 2.0)
+    np.testing.assert_allclose(out["saliency"], expected, atol=1e-5)
+    # The windows of later windows are shifted to the video's clock: window k's clip i sits at starts[k] + i.
+    assert len(out["windows"]) == 10 * len(starts)
+    np.testing.assert_allclose(out["windows"][60:70] - 27 * 2.0,
+                               model.predict_windows(feats[27:37], query, 2.0).windows[0], atol=1e-4)
+
+
+def test_long_queries_are_cut_as_the_official_extractor_cut_them(univtg_model, caplog):
+    """A 40-row text query (start, 38 BPE tokens, end) plus one image row: the model reads the start token,
+    the first 30 BPE tokens, the end token and the image row, i.e. 33 rows; dataset tokens are not cut."""
+    rng = np.random.default_rng(5)
+    text = rng.normal(size=(40, 512)).astype(np.float32)
+    image = rng.normal(size=(1, 512)).astype(np.float32)
+    tokens = np.concatenate([text, image])
+    read = univtg_model.query_input(Query(tokens, text_rows=40))
+    official = pp.l2_normalize(np.concatenate([text[:31], text[39:40], image]))
+    np.testing.assert_array_equal(read.tokens, official)
+    assert (read.rows_read, read.rows_given) == (33, 41)
+    assert univtg_model.query_input(tokens).rows_read == 41
+    feats = rng.normal(size=(20, 512)).astype(np.float32)
+    with caplog.at_level("WARNING", logger="univtg_core.inference"):
+        pred = ground(feats, Query(tokens, text_rows=40, text="a long query"), clip_len=2.0, model=univtg_model)
+    assert pred.query == "a long query"
+    assert [r.message for r in caplog.records].count(
+        "the model reads 33 of the query's 41 token rows, cut as its official feature extractor cut them") == 1
+    cut = ground(feats, np.concatenate([text[:31], text[39:40], image]), clip_len=2.0, model=univtg_model)
+    np.testing.assert_allclose(pred.saliency, cut.saliency, atol=1e-6)
+
+
+def test_predictions_compare_by_value_without_asking_an_array_for_its_truth():
+    from dataclasses import replace
+
+    from univtg_core import Prediction
+
+    a = Prediction(moments=(Moment(0.0, 4.0, 0.9),), saliency=np.array([0.1, 0.5, 0.2]), clip_len=2.0,
+                   duration=6.0, highlight=2.0, summary=(3.0,), query="q")
+    same = replace(a, saliency=a.saliency.copy())
+    assert a == same and not (a != same)
+    assert a != replace(a, saliency=np.array([0.1, 0.5, 0.3]))
+    assert a != replace(a, saliency=np.array([0.1, 0.5]))
+    assert a != replace(a, moments=())
+    assert a.to_dict() == same.to_dict() and "qid" not in a.to_dict()
+    with_ids = replace(a, qid=7, vid="v1").to_dict()
+    assert list(with_ids)[:3] == ["qid", "query", "vid"]

@@ -78,7 +78,7 @@ def test_language_free_training_grounds_real_queries(tmp_path):
     from univtg_core.training.loop import train
     from univtg_core.training.options import parse_options
 
-    data = write_planted_dataset(tmp_path / "data", n_train_videos=300, n_val_videos=80, window_range=(4, 12),
+    data = write_planted_dataset(tmp_path / "data", n_train_videos=120, n_val_videos=80, window_range=(4, 12),
                                  signal=1.5, seed=1)
     # Training annotations without any query: only the videos (the queries' npz files stay for eval).
     videos_only = tmp_path / "videos.jsonl"
@@ -88,8 +88,9 @@ def test_language_free_training_grounds_real_queries(tmp_path):
     opt = parse_options([
         "--language_free", "--train_path", str(videos_only), "--eval_path", str(data.val_path),
         "--v_feat_dirs", str(data.video_dir), "--t_feat_dir", str(data.text_dir),
-        "--results_dir", str(tmp_path / "run"), "--n_epoch", "15", "--eval_epoch", "5", "--hidden_dim", "128",
-        "--enc_layers", "2", "--dim_feedforward", "256", "--lr_warmup", "5", "--lr_drop", "80", "--dropout", "0",
+        "--results_dir", str(tmp_path / "run"), "--n_epoch", "8", "--eval_epoch", "5", "--hidden_dim", "64",
+        "--enc_layers", "1", "--dim_feedforward", "128", "--lr", "1e-3", "--lr_warmup", "2", "--lr_drop", "80",
+        "--dropout", "0",
         "--f_loss_coef", "10",
         "--s_loss_intra_coef", "0.05", "--s_loss_inter_coef", "0.01", "--nms_thd", "0.7",
         "--max_before_nms", "1000", "--round_multiple", "-1", "--eval_mode", "add", "--lf_moments_per_video", "1",

@@ -1,7 +1,8 @@
 """Training: the real command on a planted-signal dataset, checkpoints, resume, labels, losses, teacher, extraction.
 
-The expensive run (`trained`, the real `python -m univtg_core.train` in a subprocess, ~1 min on 2 CPU cores)
-is shared by the tests that inspect its outputs.
+The expensive run (`trained`, the real `python -m univtg_core.train` in a subprocess, about 20 CPU seconds)
+is shared by the tests that inspect its outputs. How fast training runs is measured by
+`python -m bench.bench_training`, not asserted here.
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +22,21 @@ from synthetic_data import write_planted_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 DIM = 32
-# scripts/qvhl_pretrain.sh's options, with a small model (hidden 128, 2 layers) and 30 epochs.
+EPOCHS = 15
+# scripts/qvhl_pretrain.sh's options, with a small model (hidden 64, 1 layer) trained for 15 epochs at
+# lr 1e-3 (2 warmup epochs) instead of 200 at 1e-4.
 QVHL_OPTIONS = [
-    "--dset_type", "mr", "--dset_name", "qvhighlights", "--bsz", "32", "--eval_bsz", "100", "--lr", "1e-4",
-    "--lr_drop", "80", "--lr_warmup", "10", "--wd", "1e-4", "--input_dropout", "0.5", "--dropout", "0",
-    "--droppath", "0.1", "--eval_epoch", "5", "--enc_layers", "2", "--eval_mode", "add", "--round_multiple", "-1",
-    "--hidden_dim", "128", "--b_loss_coef", "10", "--g_loss_coef", "1", "--eos_coef", "0.1", "--f_loss_coef", "10",
+    "--dset_type", "mr", "--dset_name", "qvhighlights", "--bsz", "32", "--eval_bsz", "100", "--lr", "1e-3",
+    "--lr_drop", "80", "--lr_warmup", "2", "--wd", "1e-4", "--input_dropout", "0.5", "--dropout", "0",
+    "--droppath", "0.1", "--eval_epoch", "5", "--enc_layers", "1", "--eval_mode", "add", "--round_multiple", "-1",
+    "--hidden_dim", "64", "--b_loss_coef", "10", "--g_loss_coef", "1", "--eos_coef", "0.1", "--f_loss_coef", "10",
     "--s_loss_intra_coef", "0.05", "--s_loss_inter_coef", "0.01", "--main_metric", "MR-full-mAP-key",
     "--nms_thd", "0.7", "--max_before_nms", "1000", "--ctx_mode", "video_tef", "--easy_negative_only", "1",
 ]
 
 
 def _env() -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # tiny models: threads only contend
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     return env
 
@@ -47,8 +48,8 @@ def _data_args(data, results_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    """16 concepts, 560 training queries, 80 held-out queries on unseen videos (2 s clips, 32-d features)."""
-    return write_planted_dataset(tmp_path_factory.mktemp("planted"), n_train_videos=560, n_val_videos=80,
+    """16 concepts, 160 training queries, 80 held-out queries on unseen videos (2 s clips, 32-d features)."""
+    return write_planted_dataset(tmp_path_factory.mktemp("planted"), n_train_videos=160, n_val_videos=80,
                                  dim=DIM, window_range=(4, 12), signal=1.5)
 
 
@@ -56,15 +57,11 @@ def planted(tmp_path_factory):
 def trained(planted, tmp_path_factory):
     """The README command (no --clip_length: it is read from the data) run as a subprocess."""
     results = tmp_path_factory.mktemp("run") / "qvhl"
-    cmd = [sys.executable, "-m", "univtg_core.train", *_data_args(planted, results), "--n_epoch", "30",
+    cmd = [sys.executable, "-m", "univtg_core.train", *_data_args(planted, results), "--n_epoch", str(EPOCHS),
            "--no_progress", *QVHL_OPTIONS]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.time()
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"dir": results, "wall": time.time() - start, "cpu": cpu, "log": proc.stderr}
+    return {"dir": results, "log": proc.stderr}
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -79,12 +76,10 @@ def test_cli_training_localises_held_out_queries(trained):
     metrics = json.loads((trained["dir"] / "val_metrics.json").read_text())["brief"]
     assert metrics["MR-full-R1@0.5-key"] >= 80.0, metrics
     rows = _read_csv(trained["dir"] / "train_log.csv")
-    assert [int(r["epoch"]) for r in rows] == list(range(1, 31))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, EPOCHS + 1))
     first, last = float(rows[0]["loss_overall"]), float(rows[-1]["loss_overall"])
     assert last < 0.6 * first, (first, last)
     assert "clip length 2 s" in trained["log"]
-    # At most 2 minutes on a 2-core machine: bounded by CPU time, which a busy machine does not inflate.
-    assert trained["cpu"] < 2 * 120, f"training used {trained['cpu']:.0f} CPU s ({trained['wall']:.0f} s wall)"
 
 
 def test_predictions_file_is_qvhighlights_format(trained, planted):
@@ -107,26 +102,27 @@ def test_best_checkpoint_has_the_official_format(trained):
     assert isinstance(ckpt["epoch"], int) and isinstance(ckpt["opt"], argparse.Namespace)
     assert ckpt["opt"].v_feat_dim == DIM + 2 and ckpt["opt"].t_feat_dim == DIM  # tef included, as official
     assert ckpt["opt"].clip_length == 2.0 and ckpt["opt"].model_id == "univtg"
-    assert ckpt["lr_scheduler"]["warmup_steps"] == 10 and ckpt["optimizer"]["state"]
+    assert ckpt["lr_scheduler"]["warmup_steps"] == 2 and ckpt["optimizer"]["state"]
     saved = json.loads((trained["dir"] / "opt.json").read_text())
-    assert saved["v_feat_dim"] == DIM and saved["hidden_dim"] == 128  # opt.json: without tef, as official
+    assert saved["v_feat_dim"] == DIM and saved["hidden_dim"] == 64  # opt.json: without tef, as official
     best = json.loads((trained["dir"] / "best_metric.json").read_text())
     assert best["epoch"] == ckpt["epoch"]
 
 
 def test_loaded_checkpoint_reproduces_the_in_training_predictions(trained, planted):
-    from univtg_core.checkpoint import load_model
+    from univtg_core import load_model
     from univtg_core.training.data import FeatureStore, GroundingDataset, collate, load_jsonl
-    from univtg_core.training.loop import DecodeSettings, predict
+    from univtg_core.training.predict import DecodeSettings, predict
+    from univtg_core.training.recipes.univtg import RECIPE
 
     model = load_model(trained["dir"] / "model_best.ckpt", device="cpu")
-    assert model.config.hidden_dim == 128 and model.config.enc_layers == 2 and model.config.clip_length == 2.0
+    assert model.config.hidden_dim == 64 and model.config.enc_layers == 1 and model.config.clip_length == 2.0
     store = FeatureStore([str(planted.video_dir)], str(planted.text_dir))
     dataset = GroundingDataset(load_jsonl(planted.val_path), store, 2.0)
     loader = torch.utils.data.DataLoader(dataset, batch_size=100, collate_fn=collate)
-    settings = DecodeSettings(2.0, nms_thd=0.7, max_before_nms=1000, max_after_nms=10, round_multiple=-1,
-                              eval_mode="add")
-    mine, _ = predict(model, loader, settings, torch.device("cpu"))
+    settings = DecodeSettings(2.0, nms_thd=0.7, max_before_nms=1000, max_after_nms=10, round_multiple=-1)
+    predictions, _ = predict(model, loader, RECIPE, settings, argparse.Namespace(eval_mode="add"), torch.device("cpu"))
+    mine = [p.to_dict() for p in predictions]
     saved = [json.loads(line) for line in (trained["dir"] / "val_preds.jsonl").read_text().splitlines()]
     assert len(mine) == len(saved)
     for a, b in zip(mine, saved):
@@ -189,7 +185,7 @@ def test_torchrun_two_processes_on_cpu(tiny, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "univtg_core.train",
            *_data_args(tiny, results), "--n_epoch", "2", "--eval_epoch", "1", "--hidden_dim", "32", "--enc_layers",
            "1", "--nheads", "4", "--bsz", "8", "--grad_accum_steps", "2", "--no_progress"]
-    env = dict(_env(), OMP_NUM_THREADS="1")
+    env = _env()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "3 batches of 8 per process" in proc.stderr  # 48 queries over 2 ranks
@@ -296,7 +292,7 @@ def test_clip_length_is_read_from_durations(tiny):
 
 
 def test_importing_the_core_does_not_import_training():
-    code = ("import sys, univtg_core, univtg_core.checkpoint; "
+    code = ("import sys, univtg_core, univtg_core.models; "
             "bad = [m for m in sys.modules if m.startswith('univtg_core.train')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=_env(), check=True, timeout=60)
 
@@ -361,7 +357,7 @@ def test_criterion_is_zero_on_perfect_spans_and_weights_background():
 
 
 def test_warmup_step_schedule_matches_the_official_one():
-    from univtg_core.training.loop import WarmupStepLR
+    from univtg_core.training.schedule import WarmupStepLR
 
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
     scheduler = WarmupStepLR(optimizer, warmup_steps=10, step_size=80, gamma=0.1)

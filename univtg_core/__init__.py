@@ -8,9 +8,11 @@ from .errors import (
     EncoderWeightsError,
     QueryError,
     UniVTGError,
+    UnknownModelError,
     VideoReadError,
     VideoTooLongError,
 )
+from .query import Query
 from .results import Moment, Prediction
 
 __all__ = [
@@ -19,8 +21,10 @@ __all__ = [
     "Grounder",
     "Moment",
     "Prediction",
+    "Query",
     "QueryError",
     "UniVTGError",
+    "UnknownModelError",
     "VideoIndex",
     "VideoReadError",
     "VideoTooLongError",
@@ -28,6 +32,7 @@ __all__ = [
     "format_time",
     "ground",
     "index_video",
+    "list_models",
     "load_clip_encoder",
     "load_model",
     "read_guidance",
@@ -46,7 +51,8 @@ _LAZY = {
     "VideoIndex": "indexing",
     "index_video": "indexing",
     "load_clip_encoder": "encoders",
-    "load_model": "checkpoint",
+    "load_model": "models",
+    "list_models": "models",
     "load_slowfast_encoder": "slowfast",
     "ground": "inference",
     "read_guidance": "guidance",

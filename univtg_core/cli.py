@@ -129,7 +129,7 @@ def run_predict(args) -> int:
     lines = []
     for pred in predictions:
         _print_prediction(pred, args.top_k)
-        record = {"vid": Path(args.video).name, **pred.to_json()}
+        record = {"vid": Path(args.video).name, **pred.to_dict()}
         lines.append(json.dumps(record))
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)

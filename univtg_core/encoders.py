@@ -33,7 +33,7 @@ import torch
 from .device import default_dtype, pick_device
 from .errors import EncoderWeightsError, QueryError
 from .hashing import file_sha256
-from .torchscript_weights import read_torchscript_state_dict
+from .weights import read_weights, state_dict_of
 
 logger = logging.getLogger(__name__)
 
@@ -82,21 +82,21 @@ class ClipEncoder:
         self.fingerprint = fingerprint
         self.is_random = is_random
         self.batch_size = batch_size
-        preprocess_cfg = open_clip.get_model_preprocess_cfg(model)
-        size = preprocess_cfg["size"]
+        preprocess = open_clip.get_model_preprocess_cfg(model)
+        size = preprocess["size"]
         if isinstance(size, (tuple, list)):
             if size[0] != size[1]:
                 raise EncoderWeightsError(f"CLIP {model_name} has a non-square input {size}; use a square model")
             size = size[0]
         self.image_size = int(size)
-        self.preprocess_cfg = dict(preprocess_cfg)
+        self.preprocess_cfg = dict(preprocess)
         self.embed_dim = int(model.visual.output_dim)
         self.token_dim = int(model.token_embedding.embedding_dim)
         self.context_length = int(model.context_length)
-        self._mean = torch.tensor(preprocess_cfg["mean"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(preprocess_cfg["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self._mean = torch.tensor(preprocess["mean"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(preprocess["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self._image_transform = open_clip.transform.image_transform_v2(
-            open_clip.transform.PreprocessCfg(**preprocess_cfg), is_train=False
+            open_clip.transform.PreprocessCfg(**preprocess), is_train=False
         )
         self._proj_inverse: tuple[torch.Tensor, torch.Tensor | None] | None = None  # built on first use
 
@@ -382,32 +382,30 @@ def _is_torchscript(path: Path) -> bool:
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a weights file: safetensors, a torch state dict, or an OpenAI TorchScript archive.
 
-    Nesting under ``state_dict`` is unwrapped and a ``module.`` prefix (DataParallel) is stripped.
+    Everything but TorchScript goes through the one weights reader (``univtg_core.weights``): nesting under
+    ``state_dict`` is unwrapped and a ``module.`` prefix (DataParallel) is stripped.
     """
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: Any = load_file(str(path), device="cpu")
-        elif _is_torchscript(path):
+        if _is_torchscript(path):
             # OpenAI's released archives are TorchScript; only their tensors are kept
-            obj = read_torchscript_state_dict(path)  # read as data: torch.jit.load would run the file's code
+            with warnings.catch_warnings():  # torch marks jit.load as deprecated; the archives still exist
+                warnings.simplefilter("ignore", FutureWarning)
+                obj: Any = torch.jit.load(str(path), map_location="cpu").state_dict()
             for key in _OPENAI_EXTRA_KEYS:
                 obj.pop(key, None)
         else:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+            obj = read_weights(path, error=EncoderWeightsError, what="CLIP weights")
+    except EncoderWeightsError as exc:
+        raise EncoderWeightsError(f"{exc}. {_WEIGHTS_HELP}") from exc
     except Exception as exc:
         raise EncoderWeightsError(
             f"cannot read CLIP weights from {str(path)!r} ({type(exc).__name__}: {_first_line(exc)}). "
             f"{_WEIGHTS_HELP}"
         ) from exc
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise EncoderWeightsError(f"{str(path)!r} does not hold a CLIP state dict of tensors. {_WEIGHTS_HELP}")
-    if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return dict(obj)
+    try:
+        return dict(state_dict_of(dict(obj), error=EncoderWeightsError, what=f"file {str(path)!r}"))
+    except EncoderWeightsError as exc:
+        raise EncoderWeightsError(f"{exc}; it is not CLIP weights. {_WEIGHTS_HELP}") from exc
 
 
 def _first_line(exc: BaseException) -> str:

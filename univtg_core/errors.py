@@ -27,3 +27,7 @@ class EncoderWeightsError(UniVTGError):
 
 class UnsafeFileError(UniVTGError):
     """A file would run code when loaded (or is not the data it claims to be) and was refused."""
+
+
+class UnknownModelError(UniVTGError):
+    """No registered architecture has that name (the message lists the known ones)."""

@@ -1,4 +1,4 @@
-"""The front ends' entry point: one encoder (+ optional UniVTG model) that indexes videos and answers queries."""
+"""The front ends' entry point: one encoder (+ optional grounding model) that indexes videos and answers queries."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from .errors import QueryError
 from .indexing import ProgressCallback, VideoIndex, index_video
 from .inference import ground
+from .query import Query
 from .results import Prediction
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ class Grounder:
                  summary_budget: float = 0.15, max_duration: float | None = None):
         self.encoder = encoder
         self.model = model
-        model_clip_len = float(model.config.clip_length) if model is not None else None
+        model_clip_len = float(model.input_spec.clip_len) if model is not None else None
         if clip_len is not None and model_clip_len is not None and abs(clip_len - model_clip_len) > 1e-6:
             logger.warning("the checkpoint was trained on %.2f s clips; using %.2f s as asked", model_clip_len,
                            clip_len)
@@ -38,9 +39,10 @@ class Grounder:
     @classmethod
     def from_options(cls, clip_weights: str = "openai", resume: str | Path | None = None, device=None,
                      clip_model: str = "ViT-B-32", precision: str = "auto", seed: int = 0, **kwargs) -> Grounder:
-        """Load CLIP (and the UniVTG checkpoint if `resume` is given), checking that their widths fit."""
-        from .checkpoint import load_model
+        """Load CLIP (and the checkpoint if `resume` is given, of any registered architecture), checking that
+        their widths fit."""
         from .encoders import load_clip_encoder
+        from .models import load_model
 
         encoder = load_clip_encoder(clip_model, weights=clip_weights, device=device, precision=precision,
                                     seed=seed)
@@ -58,12 +60,10 @@ class Grounder:
         return index_video(video_path, self.encoder, clip_len=self.clip_len, cache_dir=self.cache_dir,
                            use_cache=self.use_cache, progress=progress, max_duration=self.max_duration)
 
-    def encode_query(self, text: str | None = None, image=None) -> tuple[np.ndarray, np.ndarray, str]:
-        """Query tokens, the joint-space embedding and a label; text and image together are combined.
-
-        With both, the model sees the text tokens followed by the image's token, and zero-shot compares the
-        clips with the mean of the two unit-length embeddings.
-        """
+    def encode_query(self, text: str | None = None, image=None) -> Query:
+        """The query as the models read it: text tokens (marked as encoder-made, so each model cuts them as its
+        official extractor did), then the image's token; the embedding is the mean of the parts' unit
+        joint-space embeddings (what zero-shot compares the clips with)."""
         text = text.strip() if isinstance(text, str) else None
         parts = []
         if text:
@@ -74,15 +74,16 @@ class Grounder:
             raise QueryError("the query is empty: type what to look for, or give an example image")
         tokens = np.concatenate([p.tokens for p in parts], axis=0)
         unit = [p.sentence / (np.linalg.norm(p.sentence) + 1e-8) for p in parts]
-        sentence = np.mean(unit, axis=0).astype(np.float32)
+        embedding = np.mean(unit, axis=0).astype(np.float32)
         label = " + ".join([f'"{text}"'] * bool(text) + ["[image]"] * (image is not None))
-        return tokens, sentence, label
+        text_rows = len(parts[0].tokens) if text else 0
+        return Query(tokens, embedding=embedding, text=text or None, label=label, text_rows=text_rows)
 
     def query(self, index: VideoIndex, text: str | None = None, image=None) -> Prediction:
-        tokens, sentence, label = self.encode_query(text, image)
-        return ground(index.features, tokens, clip_len=index.clip_len, model=self.model, query_sentence=sentence,
-                      duration=index.duration, query=text if text else label, nms_threshold=self.nms_threshold,
-                      top_k=self.top_k, summary_budget=self.summary_budget)
+        asked = self.encode_query(text, image)
+        return ground(index.features, asked, clip_len=index.clip_len, model=self.model, duration=index.duration,
+                      query=asked.text or asked.label, nms_threshold=self.nms_threshold, top_k=self.top_k,
+                      summary_budget=self.summary_budget)
 
 
 def results_are_meaningful(grounder: Grounder) -> bool:

@@ -2,7 +2,7 @@
 
 Conventions follow the official code: clip i has anchor (i + clip_len / 2) / L (for clip_len 2 that is the
 clip's end, not its centre), predicted spans are (-left, +right) offsets in fractions of the video, and a
-window in seconds is (offset + anchor) * L * clip_len.
+window in seconds is (offset + anchor) * L * clip_len (UniVTG's decoder: `models.univtg.UniVTG.decode_outputs`).
 """
 
 from __future__ import annotations
@@ -29,14 +29,6 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
     """Row-wise x / (||x|| + eps), the official normalisation (rows end up slightly shorter than 1)."""
     x = np.asarray(x, dtype=np.float32)
     return x / (np.linalg.norm(x, axis=-1, keepdims=True) + np.float32(eps))
-
-
-def windows_from_spans(pred_spans: np.ndarray, clip_len: float) -> np.ndarray:
-    """Per-clip (L, 2) signed offsets -> (L, 2) windows in seconds, unclamped (as the official demo)."""
-    pred_spans = np.asarray(pred_spans, dtype=np.float32)
-    n_clips = pred_spans.shape[0]
-    anchors = clip_anchors(n_clips, clip_len)[:, None]
-    return (pred_spans + anchors) * np.float32(n_clips) * np.float32(clip_len)
 
 
 def rank_moments(

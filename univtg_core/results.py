@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -24,9 +26,13 @@ class Moment:
         return [round(float(self.start), digits), round(float(self.end), digits), round(float(self.score), digits)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Prediction:
-    """Everything one query gives: moments (best first), the saliency curve, highlight and summary points."""
+    """Everything one query gives: moments (best first), the saliency curve, highlight and summary points.
+
+    `qid` and `vid` identify the query and the video where a dataset names them (training-time evaluation);
+    they are written first when set, as QVHighlights prediction files have them.
+    """
 
     moments: tuple[Moment, ...]
     saliency: np.ndarray = field(repr=False)
@@ -36,15 +42,35 @@ class Prediction:
     summary: tuple[float, ...]
     query: str | None = None
     mode: str = "model"
+    qid: Any = None
+    vid: str | None = None
 
     @property
     def top(self) -> Moment | None:
         return self.moments[0] if self.moments else None
 
-    def to_json(self) -> dict:
-        """QVHighlights keys (`pred_relevant_windows`, `pred_saliency_scores`) plus our extras."""
-        return {
-            "query": self.query,
+    def __eq__(self, other: object) -> bool:
+        """Field by field, the saliency curve by value (a dataclass `==` would ask an array for its truth)."""
+        if not isinstance(other, Prediction):
+            return NotImplemented
+        return all(
+            np.array_equal(np.asarray(getattr(self, f.name)), np.asarray(getattr(other, f.name)))
+            if f.name == "saliency" else getattr(self, f.name) == getattr(other, f.name)
+            for f in fields(self)
+        )
+
+    __hash__ = None  # holds an array: not hashable
+
+    def to_dict(self) -> dict:
+        """The QVHighlights prediction record (`pred_relevant_windows`, `pred_saliency_scores`) plus our extras;
+        JSON-ready."""
+        record: dict[str, Any] = {}
+        if self.qid is not None:
+            record["qid"] = self.qid
+        record["query"] = self.query
+        if self.vid is not None:
+            record["vid"] = self.vid
+        record.update({
             "pred_relevant_windows": [m.to_list() for m in self.moments],
             "pred_saliency_scores": [round(float(s), 4) for s in np.asarray(self.saliency).tolist()],
             "duration": round(float(self.duration), 4),
@@ -52,7 +78,13 @@ class Prediction:
             "pred_highlight": round(float(self.highlight), 4),
             "pred_summary": [round(float(s), 4) for s in self.summary],
             "mode": self.mode,
-        }
+        })
+        return record
 
     def to_json_line(self) -> str:
-        return json.dumps(self.to_json())
+        return json.dumps(self.to_dict())
+
+    def to_json(self) -> dict:
+        """Deprecated name of `to_dict` (it returns a dict, not JSON); kept until app/ui.py switches."""
+        warnings.warn("Prediction.to_json() is renamed to_dict()", DeprecationWarning, stacklevel=2)
+        return self.to_dict()

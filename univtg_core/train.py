@@ -1,4 +1,5 @@
-"""`python -m univtg_core.train ...`: train UniVTG with UniVTG's option names (see --help).
+"""`python -m univtg_core.train ...`: train a registered architecture (`--model_id`, default univtg) with
+UniVTG's option names (see --help).
 
 Under torchrun every process runs this; only rank 0 logs at INFO, writes files and evaluates.
 """

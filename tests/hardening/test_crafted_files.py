@@ -111,7 +111,7 @@ def _checkpoint(path: Path, opt) -> Path:
 
 
 def test_crafted_checkpoint_is_refused(tmp_path, sandbox, video, report, request):
-    from univtg_core.checkpoint import load_model
+    from univtg_core import load_model
 
     marker = tmp_path / "marker"
     path = _checkpoint(tmp_path / "model_best.ckpt", _CreatesFile(marker))
@@ -143,7 +143,7 @@ class _RunsCommand:
 @pytest.mark.xfail(strict=True, reason="issue 9 item 2: for a global of a blocked module (os.system) the refusal "
                                        "says 'not a PyTorch checkpoint (UnpicklingError)' instead of its name")
 def test_checkpoint_refusal_names_the_global(tmp_path, report, request):
-    from univtg_core.checkpoint import load_model
+    from univtg_core import load_model
 
     row = report.add(Row("crafted files", "checkpoint", "checkpoint os.system payload",
                          "a --resume checkpoint whose pickle calls os.system", "refused naming posix.system",
@@ -159,7 +159,7 @@ def test_checkpoint_refusal_names_the_global(tmp_path, report, request):
 
 
 def test_truncated_and_random_checkpoints_give_one_line(tmp_path, sandbox, video, report, request):
-    from univtg_core.checkpoint import load_model
+    from univtg_core import load_model
 
     good = _checkpoint(tmp_path / "model.ckpt", None)
     row = report.add(Row("crafted files", "checkpoint", "checkpoint truncated / random bytes",
@@ -171,7 +171,7 @@ def test_truncated_and_random_checkpoints_give_one_line(tmp_path, sandbox, video
 
 def test_torchscript_archive_as_checkpoint_runs_nothing(tmp_path, torchscript_payload):
     """torch.load(weights_only=True) must not hand a TorchScript archive to torch.jit.load."""
-    from univtg_core.checkpoint import load_model
+    from univtg_core import load_model
 
     path, marker = torchscript_payload(tmp_path)
     with pytest.raises(UniVTGError) as info:
@@ -367,7 +367,7 @@ _ITEM3 = "issue 9 item 3: a checkpoint setting that makes no sense is not refuse
 def test_checkpoint_with_a_nonsense_setting_is_refused_naming_it(setting, value, tmp_path, report, request):
     import argparse
 
-    from univtg_core.checkpoint import load_model
+    from univtg_core import load_model
     from univtg_core.errors import CheckpointError
     from univtg_core.model import ModelConfig, UniVTG
 

@@ -113,7 +113,7 @@ def main() -> None:
                               clip_len=index.clip_len, saliency=[float(s) for s in pred.saliency],
                               moments=[[m.start, m.end, m.score] for m in pred.moments],
                               highlight=pred.highlight, summary=list(pred.summary),
-                              cosine=(feats @ feats.T).round(4).tolist(), json=pred.to_json())
+                              cosine=(feats @ feats.T).round(4).tolist(), json=pred.to_dict())
             elif request["op"] == "cli":
                 from univtg_core.cli import main as cli_main
 

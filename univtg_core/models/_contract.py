@@ -8,8 +8,12 @@ exactly as the official code calls it; the methods below are the product's view 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..query import Query
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,27 @@ class FeatureSource:
 
     name: str
     dim: int
+
+
+def video_sources(names: str | None, total_dim: int, known_dims: dict[str, int] | None = None,
+                  default: str = "clip") -> tuple[FeatureSource, ...]:
+    """The video sources a checkpoint concatenates, from its option naming them (`v_feat_types`, e.g.
+    "slowfast_clip") and the total width its weights read. Sources of a known fixed width take it; the one
+    source left takes the rest (`known_dims` adds fixed widths). Without a usable name the width decides:
+    2816 is SlowFast (2304) + CLIP (512), as the official QVHighlights features; anything else is one
+    `default` source."""
+    known = {"slowfast": 2304, **(known_dims or {})}
+    parts = [p for p in str(names or "").lower().replace("+", "_").split("_") if p]
+    if not parts and total_dim == known["slowfast"] + 512:
+        parts = ["slowfast", "clip"]
+    if not parts:
+        return (FeatureSource(default, total_dim),)
+    free = [p for p in parts if p not in known]
+    fixed = sum(known[p] for p in parts if p in known)
+    rest = total_dim - fixed
+    if len(free) > 1 or rest < 0 or (not free and rest != 0) or (free and rest <= 0):
+        return (FeatureSource("+".join(parts) if parts else default, total_dim),)
+    return tuple(FeatureSource(p, known[p] if p in known else rest) for p in parts)
 
 
 @dataclass(frozen=True)
@@ -34,14 +59,18 @@ class InputSpec:
     def video_dim(self) -> int:
         return sum(s.dim for s in self.video)
 
+    def describe_video(self) -> str:
+        """e.g. "slowfast (2304) + clip (512)": for messages that say which features a checkpoint needs."""
+        return " + ".join(f"{s.name} ({s.dim})" for s in self.video) or "none"
+
 
 @dataclass(frozen=True)
 class QueryInput:
     """The token rows a model reads for one query, after its own cut and normalisation."""
 
-    tokens: np.ndarray  # (T, D) float32
-    rows_read: int  # rows of the encoder's text output the model reads (after the official cut)
-    rows_given: int  # rows the encoder gave
+    tokens: np.ndarray  # (T, D) float32: what the forward reads, prepared
+    rows_read: int  # rows the model reads, len(tokens) (after the official cut)
+    rows_given: int  # rows the Query held (text and image rows); rows_read < rows_given: the query was cut
     # The sentence embedding as the model's own second stage reads it (normalised as its dataset did), for
     # architectures that re-score candidates with it (RGNet's CLIP matching); None when not given.
     embedding: np.ndarray | None = None
@@ -53,35 +82,55 @@ class WindowOutput:
 
     windows: np.ndarray  # (B, K, 2) seconds from each window's first clip, unclamped
     scores: np.ndarray  # (B, K) confidence of each candidate
-    saliency: np.ndarray  # (B, L) one value per clip
+    saliency: np.ndarray  # (B, L) one value per clip (padded clips of a batch: whatever the model gives)
     # Architecture-specific per-window arrays (first axis B) that the same architecture's `rank_moments`
     # reads, e.g. RGNet's proposal and matching scores and its raw (center, width) spans.
     extras: dict = field(default_factory=dict)
+    valid: np.ndarray | None = None  # (B, K) bool: which candidates exist (padding has none); None: all
+
+    def candidates(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(K', 2) windows and (K',) scores of one row, padding left out."""
+        if self.valid is None:
+            return self.windows[row], self.scores[row]
+        keep = self.valid[row]
+        return self.windows[row][keep], self.scores[row][keep]
 
 
 class GroundingModel:
-    """Mixin for a registered architecture's nn.Module (see univtg_core/models/_registry.py)."""
+    """Mixin for a registered architecture's nn.Module (see univtg_core/models/_registry.py).
+
+    `config` is the architecture's config dataclass (what `Architecture.config_from_checkpoint` builds);
+    giving the config an `input_spec` property too lets `load_model` refuse a checkpoint before building it.
+    """
 
     architecture: str = ""
+    config: Any = None
 
     @property
     def input_spec(self) -> InputSpec:
         raise NotImplementedError
 
-    def query_input(self, query) -> QueryInput:
-        """The rows this model reads from a `Query`: encoder-made text cut as the official extractor cut it
-        (`query.text_rows` says which rows those are), dataset tokens as they are; then normalised as the
-        official dataset did."""
+    def query_input(self, query: Query | np.ndarray) -> QueryInput:
+        """The rows this model reads from a `Query` (a plain array: dataset tokens): encoder-made text cut as
+        the official extractor cut it (`query.text_rows` says which rows those are), rows after them (an
+        image's) kept, dataset tokens as they are; then normalised as the official dataset did. Raises
+        CheckpointError when the token width is not the model's."""
         raise NotImplementedError
 
     def predict_windows(self, video: np.ndarray, query: QueryInput, clip_len: float) -> WindowOutput:
-        """video: (B, L, D) raw (not normalised) clip features of B windows of one video, D = input_spec.video_dim.
-        Each window is prepared in its own frame (normalisation, tef, positions), as in training."""
+        """video: (B, L, D) raw (not normalised) clip features of B windows of one video, D = input_spec.video_dim
+        (a (L, D) array is one window). Each window is prepared in its own frame (normalisation, tef,
+        positions), as in training; runs under inference mode on the model's device; decodes with
+        `decode_outputs`."""
         raise NotImplementedError
 
     def decode_outputs(self, outputs: dict, video_mask, clip_len: float, durations=None) -> WindowOutput:
         """The one decoder of this architecture: the official forward's outputs -> candidates in seconds.
-        `predict_windows`, training-time evaluation and the evaluation CLI all go through it."""
+        `predict_windows`, training-time evaluation and the evaluation CLI all go through it.
+
+        video_mask: (B, L) tensor, 1 on real clips. durations: (B,) seconds each row's clips cover, for
+        architectures whose spans are fractions of the duration; None means L_b * clip_len (UniVTG always
+        scales by L_b * clip_len, the span its anchors cover, and ignores it)."""
         raise NotImplementedError
 
     def window_scores(self, video: np.ndarray, query: QueryInput, clip_len: float) -> np.ndarray | None:

@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import extract_state_dict, read_checkpoint
 from ..device import pick_device
 from ..errors import CheckpointError, QueryError
-from ..model import TextPositionEmbedding, input_projection, sine_position_embedding
+from ..weights import read_weights, state_dict_of
+from ._blocks import TrainablePositionEmbedding, projector, sine_position_embedding
 from ._contract import FeatureSource, GroundingModel, InputSpec, QueryInput, WindowOutput
 from .dab_decoder import MLP, AnchorDecoder, AnchorDecoderLayer, inverse_sigmoid
 
@@ -476,14 +476,14 @@ class RGNet(nn.Module, GroundingModel):
         self.hidden_dim = d
         # The official builder draws the text positions before the transformer; registration order (and so the
         # state_dict order) puts the transformer first.
-        txt_position_embed = TextPositionEmbedding(c.max_q_l, d, c.input_dropout)
+        txt_position_embed = TrainablePositionEmbedding(c.max_q_l, d, c.input_dropout)
         self.transformer = RGNetTransformer(c)
         self.txt_position_embed = txt_position_embed
         self.span_embed = MLP(d, d, 2, 3)
         self.class_embed = nn.Linear(2 * d if c.winret_neg_loss else d, 2)  # 0 foreground, 1 background
         self.query_embed = nn.Embedding(c.num_queries, 2 if c.dabdetr else d)
-        self.input_txt_proj = input_projection(c.t_feat_dim, d, c.n_input_proj, c.input_dropout)
-        self.input_vid_proj = input_projection(c.v_motion_feat_dim, d, c.n_input_proj, c.input_dropout)
+        self.input_txt_proj = projector(c.t_feat_dim, d, c.n_input_proj, c.input_dropout)
+        self.input_vid_proj = projector(c.v_motion_feat_dim, d, c.n_input_proj, c.input_dropout)
         self.saliency_proj = nn.Linear(d, 1)
         if c.adapter_module == "linear":
             self.adapter_layer = MLP(c.v_appear_feat_dim, d, c.v_appear_feat_dim, 2)
@@ -750,7 +750,7 @@ def config_from_checkpoint(checkpoint: dict, path: str | Path = "", **overrides)
     """Settings from the checkpoint's `opt` (else opt.json beside it); the tensor shapes decide every width,
     count and optional part, with a warning where the options disagree."""
     path = Path(path)
-    state = extract_state_dict(checkpoint)
+    state = state_dict_of(checkpoint)
     options, source = _read_options(checkpoint, path)
     if not is_rgnet_checkpoint(state, options):
         raise CheckpointError(f"{path.name or 'the checkpoint'} is not an RGNet checkpoint (no "
@@ -821,12 +821,11 @@ def load_rgnet(path: str | Path, device: str | torch.device | None = None, **ove
     torch.device; `overrides` set RGNetConfig fields (e.g. official_mask_layout=True, topk_window=20).
     """
     path = Path(path)
-    with torch.serialization.safe_globals(SAFE_GLOBALS):
-        checkpoint = read_checkpoint(path)
+    checkpoint = read_weights(path, SAFE_GLOBALS, what="RGNet checkpoint")
     config = config_from_checkpoint(checkpoint, path, **overrides)
     model = RGNet(config)
     try:
-        model.load_state_dict(extract_state_dict(checkpoint), strict=True)
+        model.load_state_dict(state_dict_of(checkpoint), strict=True)
     except RuntimeError as exc:
         detail = " ".join(line.strip() for line in str(exc).splitlines()[1:4])
         raise CheckpointError(f"{path} does not match the RGNet architecture its options and shapes describe "

@@ -1,4 +1,5 @@
-"""Training UniVTG: data, unified labels, losses, the loop, converters, CLIP teacher, language-free mode.
+"""Training any registered architecture (UniVTG today): data, unified labels, losses, the loop and its
+pieces, one recipe per architecture (`recipes/`), converters, CLIP teacher, language-free mode.
 
 Nothing here is imported by `univtg_core` itself; heavy modules load on use. Entry points:
 `python -m univtg_core.train`, `python -m univtg_core.training.convert`, `python -m univtg_core.training.teacher`,

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..postprocess import clip_anchors
+
 # Datasets whose windows shorter than one clip are widened to one clip around their centre (official list).
 WIDEN_SHORT_WINDOWS = ("hacs", "ego4d", "videocc", "activitynet")
 
@@ -41,8 +43,7 @@ class ClipLabels:
 
 def clip_timestamps(n_clips: int, clip_len: float) -> np.ndarray:
     """Span anchors (i + clip_len / 2) / L repeated into two columns, float32 like the official tensor."""
-    anchors = (np.arange(n_clips, dtype=np.float32) + np.float32(clip_len / 2)) / np.float32(n_clips)
-    return np.repeat(anchors[:, None], 2, axis=1).astype(np.float32)
+    return np.repeat(clip_anchors(n_clips, clip_len)[:, None], 2, axis=1).astype(np.float32)
 
 
 def widen_short_windows(windows: Sequence[Sequence[float]], clip_len: float, duration: float) -> list[list[float]]:

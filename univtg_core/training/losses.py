@@ -17,16 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models._blocks import generalized_temporal_iou_pairs
+
 LOSS_NAMES = ("loss_b", "loss_g", "loss_f", "loss_s_intra", "loss_s_inter")
-
-
-def generalized_temporal_iou_pairs(spans1: torch.Tensor, spans2: torch.Tensor) -> torch.Tensor:
-    """GIoU of matching rows of two (N, 2) [start, end] tensors (the diagonal of the official matrix)."""
-    spans1, spans2 = spans1.float(), spans2.float()
-    inter = (torch.min(spans1[:, 1], spans2[:, 1]) - torch.max(spans1[:, 0], spans2[:, 0])).clamp(min=0)
-    union = (spans1[:, 1] - spans1[:, 0]) + (spans2[:, 1] - spans2[:, 0]) - inter
-    enclosing = (torch.max(spans1[:, 1], spans2[:, 1]) - torch.min(spans1[:, 0], spans2[:, 0])).clamp(min=0)
-    return inter / union - (enclosing - union) / enclosing
 
 
 def cosine_matrix(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

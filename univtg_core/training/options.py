@@ -3,8 +3,11 @@
 An official launch script (scripts/qvhl_pretrain.sh) ports by changing only the program name. Where we
 differ, it is deliberate and listed here:
 
-- `--model_id` defaults to `univtg` and `--dset_type` to `mr` (the official defaults, `moment_detr` and
-  None, cannot train this model); both are written to opt.json so the official code loads our checkpoints.
+- `--model_id` picks the architecture from the model registry (default `univtg`; the official default
+  `moment_detr` is not one) and `--dset_type` defaults to `mr` (the official None cannot train); both are
+  written to opt.json so the official code loads our checkpoints.
+- Official options an architecture does not use are accepted (official launch scripts pass them) and listed
+  by its training recipe (`ignored_options`); setting one to a non-default value logs a warning.
 - `--clip_length` defaults to None: the clip length is read from the data (duration / number of feature
   rows, the median over the training set). Pass it to force a value (the official default is 1.0).
 - `--v_feat_dim` / `--t_feat_dim` default to the widths of the feature files (the official code requires
@@ -20,8 +23,11 @@ differ, it is deliberate and listed here:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Sequence
+
+logger = logging.getLogger(__name__)
 
 
 def _str2none(value: str) -> str | None:
@@ -39,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dset_name", type=str, default=None,
                      help="dataset name; hacs/ego4d/videocc/activitynet widen windows shorter than a clip")
     run.add_argument("--domain_name", type=str, default=None)
-    run.add_argument("--model_id", type=str, default="univtg")
+    run.add_argument("--model_id", type=str, default="univtg", help="architecture to train (the model registry)")
     run.add_argument("--exp_id", type=str, default="debug")
     run.add_argument("--device", type=int, default=0, help="0: cuda when available, -1: cpu")
     run.add_argument("--gpu_id", type=int, default=0)
@@ -186,6 +192,11 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--v_feat_dirs is required")
     if opt.t_feat_dir is None:
         parser.error("--t_feat_dir is required (in --language_free mode it holds the eval queries' features)")
+    from ..models import trainable_models
+
+    if opt.model_id not in trainable_models():
+        parser.error(f"--model_id {opt.model_id!r} is not a trainable architecture; choose one of "
+                     f"{', '.join(trainable_models())}")
     if opt.span_loss_type != "l1":
         parser.error("only --span_loss_type l1 is supported (UniVTG's dense regression)")
     if opt.dset_type not in ("mr", "vlp"):
@@ -204,6 +215,16 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     opt.use_tef = "tef" in opt.ctx_mode
     opt.use_video = "video" in opt.ctx_mode
     return opt
+
+
+def warn_unused_options(opt: argparse.Namespace, ignored: frozenset[str], architecture: str) -> list[str]:
+    """One warning line naming the ignored options set to a non-default value; returns their names."""
+    parser = build_parser()
+    changed = sorted(name for name in ignored if getattr(opt, name, None) != parser.get_default(name))
+    if changed:
+        logger.warning("options that the %s trainer does not use were set and change nothing: %s", architecture,
+                       ", ".join(f"--{name} {getattr(opt, name)!r}" for name in changed))
+    return changed
 
 
 def finalize_dims(opt: argparse.Namespace, video_dim: int, text_dim: int, clip_length: float) -> dict:

@@ -1,0 +1,52 @@
+"""Every trainer option is either read by the code or listed as ignored by the architecture's recipe, and an
+ignored option set to a non-default value is announced."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from univtg_core.training.options import build_parser, parse_options, warn_unused_options
+from univtg_core.training.recipes.univtg import IGNORED_OPTIONS
+
+PACKAGE = Path(__file__).resolve().parents[1] / "univtg_core"
+REQUIRED = ["--train_path", "t.jsonl", "--v_feat_dirs", "v", "--t_feat_dir", "t"]
+
+
+def _options_read_by_the_code() -> set[str]:
+    """`opt.NAME` anywhere in the trainer, the recipes and the models (options reach nothing else)."""
+    sources = [*PACKAGE.glob("training/**/*.py"), *PACKAGE.glob("models/*.py"), PACKAGE / "train.py"]
+    read: set[str] = set()
+    for path in sources:
+        read |= set(re.findall(r"\bopt\.(\w+)", path.read_text()))
+    return read
+
+
+def test_every_option_is_read_or_listed_as_ignored():
+    options = {action.dest for action in build_parser()._actions if action.dest != "help"}
+    read = _options_read_by_the_code()
+    neither = sorted(options - read - IGNORED_OPTIONS)
+    assert neither == [], f"options neither read nor listed as ignored: {neither}"
+    listed_but_read = sorted(IGNORED_OPTIONS & read)
+    assert listed_but_read == [], f"listed as ignored but read by the code: {listed_but_read}"
+    assert IGNORED_OPTIONS <= options, sorted(IGNORED_OPTIONS - options)
+
+
+def test_an_ignored_option_with_a_non_default_value_warns(caplog):
+    opt = parse_options([*REQUIRED, "--num_queries", "5", "--dec_layers", "3", "--position_embedding", "learned"])
+    with caplog.at_level(logging.WARNING):
+        changed = warn_unused_options(opt, IGNORED_OPTIONS, "univtg")
+    assert changed == ["dec_layers", "num_queries", "position_embedding"]
+    assert len(caplog.records) == 1 and "--num_queries 5" in caplog.text and "'learned'" in caplog.text
+    caplog.clear()
+    assert warn_unused_options(parse_options([*REQUIRED, "--num_queries", "10"]), IGNORED_OPTIONS, "univtg") == []
+    assert caplog.records == []
+
+
+def test_unknown_model_id_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        parse_options([*REQUIRED, "--model_id", "moment_detr"])
+    assert info.value.code == 2 and "univtg" in capsys.readouterr().err
