@@ -33,6 +33,7 @@ import torch
 from .device import default_dtype, pick_device
 from .errors import EncoderWeightsError, QueryError
 from .hashing import file_sha256
+from .torchscript_weights import read_torchscript_state_dict
 from .weights import read_weights, state_dict_of
 
 logger = logging.getLogger(__name__)
@@ -388,9 +389,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         if _is_torchscript(path):
             # OpenAI's released archives are TorchScript; only their tensors are kept
-            with warnings.catch_warnings():  # torch marks jit.load as deprecated; the archives still exist
-                warnings.simplefilter("ignore", FutureWarning)
-                obj: Any = torch.jit.load(str(path), map_location="cpu").state_dict()
+            obj: Any = read_torchscript_state_dict(path)  # read as data: torch.jit.load would run the file's code
             for key in _OPENAI_EXTRA_KEYS:
                 obj.pop(key, None)
         else:
