@@ -102,6 +102,10 @@ def _print_prediction(pred, top_k: int) -> None:
         return format_time(seconds, duration=pred.duration)
 
     print(f"\nQuery: {pred.query}  [{pred.mode}]")
+    if pred.query_cut:
+        reader = "the model" if pred.mode == "model" else "CLIP"
+        print(f"  note: the query's text has {pred.query_tokens} tokens; {reader} read {pred.tokens_read} token "
+              f"rows, cut as its training features were")
     print(f"  {'#':>2}  {'moment':<17}  {'seconds':<15}  {'score':>7}")
     for rank, m in enumerate(pred.moments[:top_k], 1):
         span = f"{hms(m.start)}–{hms(m.end)}"

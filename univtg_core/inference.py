@@ -274,20 +274,28 @@ def _zero_shot(video, asked: Query, clip_len, duration, window, stride, coarse_t
     size = int(window) if window is not None else max(1, round(lv.DEFAULT_WINDOW_SECONDS / clip_len))
     grid = lv.sliding_windows(n_clips, size, stride)
     firsts, lasts, scores = pp.zero_shot_runs(saliency, raw=cosine)
+    tiebreak = None
     if guidance is not None:
-        window_scores = lv.guidance_scores(guidance, grid, clip_len, guidance_rule)
+        window_scores, tiebreak = _guidance_stage(guidance, grid, clip_len, guidance_rule)
         clip_scores = lv.guidance_clip_scores(guidance, n_clips, clip_len)
     else:
         window_scores = lv.cosine_window_scores(cosine, grid)
         clip_scores = None
     if coarse_top_k is not None:
-        inside = lv.runs_inside(firsts, lasts, lv.covered_clips(grid, lv.select_windows(window_scores, coarse_top_k)))
+        kept = lv.select_windows(window_scores, coarse_top_k, tiebreak)
+        inside = lv.runs_inside(firsts, lasts, lv.covered_clips(grid, kept))
         firsts, lasts, scores = firsts[inside], lasts[inside], scores[inside]
     if clip_scores is not None and len(firsts):
         run_window = window_max(clip_scores, firsts, lasts - firsts + 1)
         scores = lv.fuse(scores, run_window, window_scores, fusion)
     spans = np.stack([firsts * clip_len, (lasts + 1) * clip_len], axis=1).astype(np.float64)
     return pp.rank_moments(spans, scores, duration, nms_threshold, top_k), saliency, read, cut
+
+
+def _guidance_stage(guidance, grid: lv.WindowGrid, clip_len: float, rule: str):
+    """Window scores by the chosen rule, and (for "max") the overlap-weighted mean to break its ties."""
+    scores = lv.guidance_scores(guidance, grid, clip_len, rule)
+    return scores, lv.guidance_scores(guidance, grid, clip_len, "mean") if rule == "max" else None
 
 
 def _with_model(model, video_feats, asked: Query, clip_len, duration, window, stride, coarse_top_k, guidance,
@@ -318,9 +326,9 @@ def _with_model(model, video_feats, asked: Query, clip_len, duration, window, st
 
     # The first stage: guidance when given, else the architecture's own window score, else (only when
     # windows are to be chosen) CONE's best cosine in CLIP's joint space.
-    window_scores = clip_scores = None
+    window_scores = clip_scores = tiebreak = None
     if guidance is not None:
-        window_scores = lv.guidance_scores(guidance, grid, clip_len, guidance_rule)
+        window_scores, tiebreak = _guidance_stage(guidance, grid, clip_len, guidance_rule)
         clip_scores = lv.guidance_clip_scores(guidance, n_clips, clip_len)
     else:
         window_scores = learned_window_scores(model, video, prepared, grid, clip_len, chunk)
@@ -332,7 +340,8 @@ def _with_model(model, video_feats, asked: Query, clip_len, duration, window, st
                                  "or guidance scores, to choose the windows the model reads")
             clip_scores = _cosine_curve(video, asked.embedding)
             window_scores = lv.cosine_window_scores(clip_scores, grid)
-    ranked = lv.select_windows(window_scores, coarse_top_k) if window_scores is not None else np.arange(len(grid))
+    ranked = lv.select_windows(window_scores, coarse_top_k, tiebreak) if window_scores is not None else \
+        np.arange(len(grid))
     in_time = np.sort(ranked)
     run = run_windows(model, video, prepared, grid, in_time, clip_len, chunk)
     saliency = run.stitcher.curve(fill=clip_scores)

@@ -97,9 +97,13 @@ def spread_to_clips(scores: np.ndarray, grid: WindowGrid) -> np.ndarray:
     return np.where(finite, out, out[finite].min() if finite.any() else 0.0)
 
 
-def select_windows(scores: np.ndarray, top_k: int | None) -> np.ndarray:
-    """Window indices by descending first-stage score (ties: earlier first), the first `top_k` (None: all)."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+def select_windows(scores: np.ndarray, top_k: int | None, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Window indices by descending first-stage score, the first `top_k` (None: all). Ties go to the higher
+    `tiebreak` (e.g. the overlap-weighted guidance mean: of the windows a high guidance window touches, the
+    one it covers most), then to the earlier window."""
+    scores = np.asarray(scores, dtype=np.float64)
+    second = np.zeros_like(scores) if tiebreak is None else np.asarray(tiebreak, dtype=np.float64)
+    order = np.lexsort((np.arange(scores.size), -second, -scores))
     if top_k is None:
         return order
     if int(top_k) < 1:
@@ -203,8 +207,10 @@ class SaliencyStitcher:
 
     def curve(self, fill: np.ndarray | None = None) -> np.ndarray:
         """The stitched curve. Clips outside every window take `fill` (the first stage's per-clip score)
-        mapped onto the model's scale: its mean and spread over the covered clips are matched to the model's
-        there, so the curve keeps one meaning across the whole video."""
+        mapped onto the model's scale: its mean over the covered clips goes to the model's mean there, and its
+        spread (over the covered clips, or over all clips when it is flat there, as window-level guidance
+        scores are) to the model's spread, so the curve keeps one meaning across the whole video and the
+        clips the first stage ranked lower lie lower."""
         covered = self.count > 0
         out = np.divide(self.total, np.maximum(self.count, 1))
         if covered.all():
@@ -215,6 +221,8 @@ class SaliencyStitcher:
         fill = np.asarray(fill, dtype=np.float64)
         f_in, m_in = fill[covered], out[covered]
         f_std, m_std = float(f_in.std()), float(m_in.std())
+        if f_std <= 1e-12:
+            f_std = float(fill.std())
         scale = m_std / f_std if f_std > 1e-12 else 0.0
         out[~covered] = m_in.mean() + (fill[~covered] - f_in.mean()) * scale
         return out
