@@ -7,6 +7,8 @@ from .errors import (
     CheckpointError,
     EncoderWeightsError,
     QueryError,
+    StoreError,
+    StoreFullError,
     UniVTGError,
     UnknownModelError,
     VideoReadError,
@@ -17,17 +19,23 @@ from .results import Moment, Prediction
 
 __all__ = [
     "CheckpointError",
+    "CurveView",
     "EncoderWeightsError",
+    "FeatureStore",
     "Grounder",
     "Moment",
     "Prediction",
     "Query",
     "QueryError",
+    "StoreError",
+    "StoreFullError",
+    "TimeLeft",
     "UniVTGError",
     "UnknownModelError",
     "VideoIndex",
     "VideoReadError",
     "VideoTooLongError",
+    "curve_view",
     "cut_clip",
     "format_time",
     "ground",
@@ -40,6 +48,7 @@ __all__ = [
     "results_are_meaningful",
     "write_summary_video",
     "load_slowfast_encoder",
+    "zoom_range",
 ]
 
 __version__ = "0.1.0"
@@ -61,6 +70,12 @@ _LAZY = {
     "cut_clip": "media",
     "write_summary_video": "media",
     "format_time": "formatting",
+    # long videos: the feature store, the curve sized for a screen, a zoomed range, the time an index has left
+    "FeatureStore": "store",
+    "CurveView": "curves",
+    "curve_view": "curves",
+    "zoom_range": "curves",
+    "TimeLeft": "curves",
 }
 
 

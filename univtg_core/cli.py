@@ -54,7 +54,84 @@ def build_parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="precompute and cache features for a video or a folder of videos")
     index.add_argument("paths", nargs="+", help="video files or folders")
     _add_model_options(index)
+
+    split = sub.add_parser("predict-split", help="prediction files for a whole split from precomputed features")
+    split.add_argument("--jsonl", required=True, help="queries: qid, query, vid (duration, relevant_windows ...)")
+    split.add_argument("--features", nargs="+", required=True,
+                       help="video features: folders of <vid>.npz, .h5 files or feature stores (several are "
+                            "concatenated along the feature axis, as the trainer's --v_feat_dirs)")
+    split.add_argument("--text-features", help="query features per qid (folder, .h5 or store); needed with --resume")
+    split.add_argument("--text-field", default="last_hidden_state", help="token rows field (default last_hidden_state)")
+    split.add_argument("--sentence-features", help="sentence embeddings per qid (default: --text-features)")
+    split.add_argument("--sentence-field", default="pooler_output",
+                       help="sentence embedding field (zero-shot, coarse first stage; default pooler_output)")
+    split.add_argument("--out", required=True, help="prediction jsonl (one Prediction.to_dict() per query)")
+    split.add_argument("--resume", help="checkpoint of any registered architecture; without it: zero-shot")
+    split.add_argument("--clip-len", type=float, default=None,
+                       help="seconds per feature row (default: the checkpoint's, else from the durations)")
+    split.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    _add_long_video_options(split)
+    split.add_argument("--top-k", type=int, default=10, help="moments kept per query (MAD R@100 needs 100)")
+    split.add_argument("--nms", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
+    split.add_argument("--no-saliency", action="store_true",
+                       help="leave the per-clip curve out of the file (MAD/Ego4D score moments only)")
+    split.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+    cache = sub.add_parser("cache", help="list or prune the feature store")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    for name, text in (("list", "list the entries (complete and interrupted)"),
+                       ("prune", "remove entries unused for a while, then the oldest past a size")):
+        one = cache_sub.add_parser(name, help=text)
+        one.add_argument("--cache-dir", default=None, help="cache folder (default ~/.cache/univtg_core); its store")
+        one.add_argument("--store", default=None, help="a feature store folder itself (e.g. extract's vid_clip)")
+        one.add_argument("-v", "--verbose", action="store_true", help="log more")
+        if name == "prune":
+            one.add_argument("--older-than", type=_duration, default=None,
+                             help="remove entries not used for this long: 30d, 12h, 45m, 90s or seconds")
+            one.add_argument("--max-size", type=_size, default=None,
+                             help="then remove the least recently used until the store holds at most: 2GB, 500MB")
+            one.add_argument("--partial-older-than", type=_duration, default=_duration("1d"),
+                             help="interrupted entries (not resumed) go after this long (default 1d)")
+            one.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     return parser
+
+
+def _add_long_video_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--window", type=int, default=None,
+                        help="clips per window (default: the model's; zero-shot: 150 s with --coarse-top-k)")
+    parser.add_argument("--stride", type=int, default=None, help="clips between window starts (default half)")
+    parser.add_argument("--coarse-top-k", type=int, default=None,
+                        help="run the model on the K best windows of the first stage only (default: all)")
+    parser.add_argument("--guidance", default=None, help="guidance score pickle (the seed's format, read safely)")
+    parser.add_argument("--guidance-fps", type=float, default=5.0,
+                        help="rate of the guidance windows' indices (5 for the published MAD files)")
+    parser.add_argument("--fusion", choices=("sum", "product"), default="sum",
+                        help="window score + model confidence, min-max normalised (sum), or their product")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_BYTES = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _duration(text: str) -> float:
+    """'30d', '12h', '45m', '90s' or plain seconds -> seconds."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smhdw]?)\s*", str(text).lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 30d, 12h, 45m, 90s)")
+    return float(match.group(1)) * _UNITS.get(match.group(2) or "s", 1)
+
+
+def _size(text: str) -> int:
+    """'2GB', '500MB', '1.5G', '800MiB' or plain bytes -> bytes."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-z]*)\s*", str(text).lower())
+    if not match or match.group(2) not in _BYTES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 2GB, 500MB)")
+    return int(float(match.group(1)) * _BYTES[match.group(2)])
 
 
 def _grounder(args, **kwargs):
@@ -102,6 +179,10 @@ def _print_prediction(pred, top_k: int) -> None:
         return format_time(seconds, duration=pred.duration)
 
     print(f"\nQuery: {pred.query}  [{pred.mode}]")
+    if pred.query_cut:
+        reader = "the model" if pred.mode == "model" else "CLIP"
+        print(f"  note: the query's text has {pred.query_tokens} tokens; {reader} read {pred.tokens_read} token "
+              f"rows, cut as its training features were")
     print(f"  {'#':>2}  {'moment':<17}  {'seconds':<15}  {'score':>7}")
     for rank, m in enumerate(pred.moments[:top_k], 1):
         span = f"{hms(m.start)}–{hms(m.end)}"
@@ -177,13 +258,137 @@ def run_index(args) -> int:
     return 0
 
 
+def run_predict_split(args) -> int:
+    from .split_predict import SplitOptions, predict_split
+    from .training.data import FeatureStore as FeatureReader
+    from .training.data import infer_clip_length, load_jsonl
+
+    records = load_jsonl(args.jsonl)
+    if not records:
+        raise UniVTGError(f"{args.jsonl} holds no queries")
+    if args.resume and not args.text_features:
+        raise UniVTGError("a model reads query tokens: give --text-features DIR (the dataset's query features)")
+    for path in [*args.features, args.text_features, args.sentence_features, args.guidance]:
+        if path and not Path(path).exists():
+            raise UniVTGError(f"not found: {path}")
+    videos = FeatureReader(args.features, None, normalize_video=False, normalize_text=False)
+    texts = FeatureReader([], args.text_features, normalize_video=False, normalize_text=False) \
+        if args.text_features else None
+    sentences = FeatureReader([], args.sentence_features, normalize_video=False, normalize_text=False) \
+        if args.sentence_features else texts
+    if args.resume is None and sentences is None:
+        raise UniVTGError("zero-shot compares the clips with each query's sentence embedding: give "
+                          "--text-features (with pooler_output) or --sentence-features")
+    model = None
+    if args.resume:
+        from .models import load_model
+
+        model = load_model(args.resume, device=args.device)
+    clip_len = args.clip_len or (model.input_spec.clip_len if model is not None else None) or \
+        infer_clip_length(records, videos)
+    if clip_len is None:
+        raise UniVTGError("cannot tell the clip length (no durations in the queries): pass --clip-len")
+    guidance = None
+    if args.guidance:
+        from .guidance import read_guidance
+
+        guidance = read_guidance(args.guidance, fps=args.guidance_fps)
+    options = SplitOptions(clip_len=float(clip_len), text_field=args.text_field,
+                           sentence_field=args.sentence_field or None, window=args.window, stride=args.stride,
+                           coarse_top_k=args.coarse_top_k, fusion=args.fusion, nms_threshold=args.nms,
+                           top_k=args.top_k)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    bar = tqdm(total=len(records), desc="queries", unit="query", file=sys.stderr, disable=None)
+    written = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for pred in predict_split(records, videos, texts, options, model=model, sentences=sentences,
+                                      guidance=guidance, progress=lambda done, total: bar.update(1)):
+                record = pred.to_dict()
+                if args.no_saliency:
+                    record.pop("pred_saliency_scores", None)
+                handle.write(json.dumps(record) + "\n")
+                written += 1
+        tmp.replace(out)
+    finally:
+        bar.close()
+        tmp.unlink(missing_ok=True)
+    mode = "zero-shot" if model is None else model.architecture
+    print(f"wrote {written} predictions ({mode}, clips of {clip_len:g} s) to {out}")
+    return 0
+
+
+def _open_store(args):
+    from .indexing import store_root
+    from .store import FeatureStore
+
+    root = Path(args.store) if args.store else store_root(args.cache_dir)
+    if args.store and not FeatureStore.is_store(root):
+        raise UniVTGError(f"{root} is not a feature store")
+    if not FeatureStore.is_store(root):
+        return None, root
+    return FeatureStore(root, create=False), root
+
+
+def _human_size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def run_cache(args) -> int:
+    import time
+
+    store, root = _open_store(args)
+    entries = store.list() if store is not None else []
+    now = time.time()
+    if args.cache_command == "list":
+        print(f"feature store {root}: {len(entries)} entries, {_human_size(sum(e.nbytes for e in entries))}")
+        if entries:
+            print(f"  {'entry':<24} {'status':<9} {'rows':>13} {'size':>9} {'used':>5}  what")
+        for e in entries:
+            rows = f"{e.rows}/{e.total}" if e.status != "complete" and e.total else str(e.rows)
+            meta = e.meta
+            what = " ".join(str(x) for x in (meta.get("source"), meta.get("encoder"),
+                                              f"{meta['clip_len']:g} s clips" if "clip_len" in meta else None) if x)
+            print(f"  {e.name[:24]:<24} {e.status:<9} {rows:>13} {_human_size(e.nbytes):>9} "
+                  f"{_age(now - e.used):>5}  {what}")
+        return 0
+    if store is None:
+        print(f"feature store {root}: nothing to prune")
+        return 0
+    removed = store.prune(older_than=args.older_than, max_bytes=args.max_size,
+                          partial_older_than=args.partial_older_than, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for e in removed:
+        print(f"  {verb} {e.name} ({e.status}, {_human_size(e.nbytes)}, unused for {_age(now - e.used)})")
+    left = [e for e in entries if e not in removed]
+    print(f"{verb} {len(removed)} entries ({_human_size(sum(e.nbytes for e in removed))}); "
+          f"{len(left)} left ({_human_size(sum(e.nbytes for e in left))})")
+    return 0
+
+
+_COMMANDS = {"predict": run_predict, "index": run_index, "predict-split": run_predict_split, "cache": run_cache}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.verbose:
         logger.setLevel(logging.DEBUG)
     try:
-        return run_predict(args) if args.command == "predict" else run_index(args)
+        return _COMMANDS[args.command](args)
     except UniVTGError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -31,3 +31,11 @@ class UnsafeFileError(UniVTGError):
 
 class UnknownModelError(UniVTGError):
     """No registered architecture has that name (the message lists the known ones)."""
+
+
+class StoreError(UniVTGError):
+    """The feature store cannot be read or written (the message names the folder and what to do)."""
+
+
+class StoreFullError(StoreError):
+    """The disk filled while writing the feature store; the partial entry was removed."""
