@@ -7,9 +7,11 @@ from .errors import (
     CheckpointError,
     EncoderWeightsError,
     QueryError,
+    StillImageError,
     UniVTGError,
     VideoReadError,
     VideoTooLongError,
+    VideoTooShortError,
 )
 from .results import Moment, Prediction
 
@@ -20,10 +22,12 @@ __all__ = [
     "Moment",
     "Prediction",
     "QueryError",
+    "StillImageError",
     "UniVTGError",
     "VideoIndex",
     "VideoReadError",
     "VideoTooLongError",
+    "VideoTooShortError",
     "cut_clip",
     "format_time",
     "ground",

@@ -25,7 +25,7 @@ from .video import VideoInfo, clip_count, iter_clip_frames, probe_video
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: clip frames are the official extractor's pixels (libavfilter), on the file's timeline
 
 
 def default_cache_dir() -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .spans import temporal_nms
+from .video.sampling import INSIDE_END
 
 
 def clip_anchors(n_clips: int, clip_len: float) -> np.ndarray:
@@ -182,7 +183,10 @@ def summary_points(
 
     As in keyshot summarisation (TVSum/SumMe), the summary may cover at most `budget` of the video. A clip is
     skipped while it lies within `min_gap_clips` of one already chosen (default: spread the budget evenly),
-    and the gap shrinks only when nothing else is left. Returns the chosen clips' centre times, ascending.
+    and the gap shrinks only when nothing else is left. Returns the chosen clips' centre times, ascending,
+    each inside the video: a video of N clips lasts at least (N - ½) clips (N is its length in clips,
+    rounded), so the last clip's centre may be the very end; it is drawn `INSIDE_END` s inside, as the clip
+    grid samples it.
 
     Each pass over the clips (one per gap) costs O(N log N): the distance of every clip to the nearest clip
     chosen in earlier passes comes from one binary search, only clips farther than the gap are visited, and
@@ -226,7 +230,8 @@ def summary_points(
             if not remaining:
                 break
         gap -= 1
-    return (np.sort(np.array(chosen)) + 0.5) * clip_len
+    centres = (np.sort(np.array(chosen)) + 0.5) * clip_len
+    return np.minimum(centres, max((n_clips - 0.5) * clip_len - INSIDE_END, 0.0))
 
 
 def _distance_to_nearest(positions: np.ndarray, sorted_points: np.ndarray) -> np.ndarray:
