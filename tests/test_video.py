@@ -480,7 +480,7 @@ def test_summary_points_and_highlight_lie_inside_every_video(n_clips):
         assert video.clip_count(duration, 2.0) == n_clips
         for _ in range(20):
             saliency = rng.random(n_clips)
-            points = summary_points(saliency, 2.0, budget=0.5)
+            points = summary_points(saliency, 2.0, budget=0.5, duration=duration)
             assert all(0 <= t < duration for t in points), (duration, points)
             assert 0 <= top_highlight(saliency, 2.0) < duration
 

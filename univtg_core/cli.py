@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .errors import CheckpointError, QueryError, UniVTGError
 from .formatting import format_time
-from .video import VIDEO_SUFFIXES, probe_video, silence_decoder_logs
+from .video import VIDEO_SUFFIXES, count_clips, probe_video, silence_decoder_logs
 
 logger = logging.getLogger("univtg_core")
 # Bidirectional overrides and isolates: format characters that reorder what a terminal shows.
@@ -183,9 +183,17 @@ def _check_queries(args) -> None:
             raise QueryError(f"query image {what}: {str(path)!r}")
 
 
+def _check_video(args, path) -> None:
+    """Probe the video (missing, a folder, broken, a still image) and, when the clip length is known without
+    the checkpoint, refuse one shorter than a clip: all before CLIP loads."""
+    info = probe_video(path)
+    if args.clip_len or not args.resume:
+        count_clips(info, args.clip_len or 2.0)
+
+
 def run_predict(args) -> int:
     _check_queries(args)
-    probe_video(args.video)  # a missing, broken or still file is refused before CLIP loads
+    _check_video(args, args.video)
     _check_resume(args)
     grounder = _grounder(args, top_k=args.top_k, nms_threshold=args.nms, summary_budget=args.summary_budget)
     index = _index_one(grounder, Path(args.video), _bars_wanted(args))
@@ -237,7 +245,7 @@ def run_index(args) -> int:
     readable = []
     for path in files:  # probed before CLIP loads: a single broken file needs no model to be refused
         try:
-            probe_video(path)
+            _check_video(args, path)
             readable.append(path)
         except UniVTGError as exc:
             if len(files) == 1:

@@ -58,6 +58,13 @@ def test_predict_checks_the_video_before_loading_any_model(tmp_path, capsys, no_
     assert err.strip() == _errors(err)[0]
 
 
+def test_a_video_shorter_than_a_clip_is_refused_before_loading_any_model(tmp_path, capsys, no_model):
+    short = make_colour_video(tmp_path / "short.mp4", [((255, 0, 0), 1.2)], fps=10, size=(64, 48))
+    rc = cli.main(["predict", str(short), "--query", "a dog", "--clip-weights", "random"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(_errors(err)) == 1 and "shorter than one clip" in err, err
+
+
 def test_index_checks_the_video_before_loading_any_model(tmp_path, capsys, no_model):
     rc = cli.main(["index", str(tmp_path / "missing.mp4"), "--clip-weights", "random"])
     assert rc == 2 and "not found" in capsys.readouterr().err
