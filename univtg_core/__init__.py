@@ -7,12 +7,14 @@ from .errors import (
     CheckpointError,
     EncoderWeightsError,
     QueryError,
+    StillImageError,
     StoreError,
     StoreFullError,
     UniVTGError,
     UnknownModelError,
     VideoReadError,
     VideoTooLongError,
+    VideoTooShortError,
 )
 from .query import Query
 from .results import Moment, Prediction
@@ -27,6 +29,7 @@ __all__ = [
     "Prediction",
     "Query",
     "QueryError",
+    "StillImageError",
     "StoreError",
     "StoreFullError",
     "TimeLeft",
@@ -35,6 +38,7 @@ __all__ = [
     "VideoIndex",
     "VideoReadError",
     "VideoTooLongError",
+    "VideoTooShortError",
     "curve_view",
     "cut_clip",
     "format_time",

@@ -1,23 +1,44 @@
 """Command line: `python -m univtg_core predict|index ...`.
 
-Bad input exits non-zero with one line on stderr; long work shows a tqdm bar.
+Bad input exits non-zero with one ``error:`` line on stderr, found before any model is loaded where the
+input alone shows it (a missing or broken video, a folder, a TorchScript archive as ``--resume``). Long
+work shows a tqdm bar on a terminal (``--progress`` forces it, e.g. into a log file); a video served from
+the cache shows none. stderr holds nothing else but our own log records: the decoder libraries' messages
+are silenced (``-v`` shows them). Text we print (queries, file names, messages) has its control characters
+escaped, so nothing a user typed or named can move the cursor or hide a line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
+import unicodedata
+import zipfile
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .errors import UniVTGError
+from .errors import CheckpointError, QueryError, UniVTGError
 from .formatting import format_time
-from .video import VIDEO_SUFFIXES
+from .video import VIDEO_SUFFIXES, count_clips, probe_video, silence_decoder_logs
 
 logger = logging.getLogger("univtg_core")
+# Bidirectional overrides and isolates: format characters that reorder what a terminal shows.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (and bidi overrides) written as escapes: ``\\n``, ``\\x1b``, ``\\u202e``."""
+    out = []
+    for ch in str(text):
+        if unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +53,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/univtg_core)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
     parser.add_argument("--max-duration", type=float, default=None, help="refuse videos longer than this (s)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--progress", action="store_true",
+                        help="show progress bars even when stderr is not a terminal")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log more, including the decoder libraries' own messages")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,43 +166,60 @@ def _grounder(args, **kwargs):
                                  use_cache=not args.no_cache, max_duration=args.max_duration, **kwargs)
 
 
-class _Bar:
-    """Progress callback that drives one tqdm bar per video."""
+def _bars_wanted(args) -> bool:
+    """Progress bars on a terminal, or anywhere when asked with ``--progress``."""
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
 
-    def __init__(self, label: str):
+
+class _Bar:
+    """Progress callback that drives one tqdm bar per video: drawn once work starts, none from the cache.
+
+    The bar appears at the first call that has work left (``done < total``): a video served from the cache
+    reports ``(total, total)`` at once and gets no bar, so no rate is computed over no work.
+    """
+
+    def __init__(self, label: str, enabled: bool):
         self.label = label
+        self.enabled = enabled
         self.bar = None
 
     def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
         if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.label, unit="clip", leave=False, file=sys.stderr)
-        self.bar.n = done
-        self.bar.refresh()
+            if done >= total:
+                return
+            self.bar = tqdm(total=total, initial=done, desc=printable(self.label), unit="clip", leave=False,
+                            file=sys.stderr, dynamic_ncols=True)
+            return
+        if done != self.bar.n:
+            self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
-def _index_one(grounder, path: Path):
-    bar = _Bar(path.name)
+def _index_one(grounder, path: Path, bars: bool):
+    bar = _Bar(path.name, bars)
     try:
         return grounder.index(path, progress=bar)
     finally:
-        bar.close()
+        bar.close()  # before anything else is printed: an error line never shares the bar's line
 
 
 def _describe_index(index) -> str:
     how = "from cache" if index.from_cache else f"indexed in {index.seconds:.1f} s"
-    return (f"{index.path}: {index.duration:.1f} s, {index.info.fps:.2f} fps, {index.n_clips} clips of "
-            f"{index.clip_len:g} s ({how})")
+    return (f"{printable(index.path)}: {index.duration:.1f} s, {index.info.fps:.2f} fps, {index.n_clips} clips "
+            f"of {index.clip_len:g} s ({how})")
 
 
 def _print_prediction(pred, top_k: int) -> None:
     def hms(seconds: float) -> str:  # the app's format: hours on every time of a video that has them
         return format_time(seconds, duration=pred.duration)
 
-    print(f"\nQuery: {pred.query}  [{pred.mode}]")
+    print(f"\nQuery: {printable(pred.query)}  [{pred.mode}]")
     if pred.query_cut:
         reader = "the model" if pred.mode == "model" else "CLIP"
         print(f"  note: the query's text has {pred.query_tokens} tokens; {reader} read {pred.tokens_read} token "
@@ -191,17 +232,52 @@ def _print_prediction(pred, top_k: int) -> None:
     print(f"  summary: {', '.join(hms(t) for t in pred.summary)}")
 
 
-def run_predict(args) -> int:
+def _check_resume(args) -> None:
+    """A ``--resume`` that cannot be a checkpoint is refused before anything loads (and before torch.load,
+    which would hand a TorchScript archive to torch.jit.load with a warning)."""
+    if not args.resume:
+        return
+    path = Path(args.resume).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {str(path)!r}. Check the --resume path.")
+    if not path.is_file():
+        raise CheckpointError(f"--resume {str(path)!r} is a folder; pass the checkpoint file (model_best.ckpt).")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            raise CheckpointError(f"{str(path)!r} is a TorchScript archive, not a checkpoint: pass a UniVTG "
+                                  f"checkpoint (model_best.ckpt) as --resume (TorchScript CLIP weights go to "
+                                  f"--clip-weights).")
+
+
+def _check_queries(args) -> None:
     if not args.query and not args.query_image:
-        raise UniVTGError("give at least one --query TEXT or --query-image IMAGE")
+        raise QueryError("give at least one --query TEXT or --query-image IMAGE")
     for text in args.query:
         if not text.strip():
-            raise UniVTGError("a --query is empty: type what to look for")
+            raise QueryError("a --query is empty: type what to look for")
     for image in args.query_image:
-        if not Path(image).is_file():
-            raise UniVTGError(f"query image not found: {image}")
+        path = Path(image).expanduser()
+        if not path.is_file():
+            what = "is a folder, not an image" if path.is_dir() else "not found"
+            raise QueryError(f"query image {what}: {str(path)!r}")
+
+
+def _check_video(args, path) -> None:
+    """Probe the video (missing, a folder, broken, a still image) and, when the clip length is known without
+    the checkpoint, refuse one shorter than a clip: all before CLIP loads."""
+    info = probe_video(path)
+    if args.clip_len or not args.resume:
+        count_clips(info, args.clip_len or 2.0)
+
+
+def run_predict(args) -> int:
+    _check_queries(args)
+    _check_video(args, args.video)
+    _check_resume(args)
     grounder = _grounder(args, top_k=args.top_k, nms_threshold=args.nms, summary_budget=args.summary_budget)
-    index = _index_one(grounder, Path(args.video))
+    index = _index_one(grounder, Path(args.video), _bars_wanted(args))
     print(_describe_index(index))
     predictions = [grounder.query(index, text=text) for text in args.query]
     for image in args.query_image:
@@ -215,7 +291,7 @@ def run_predict(args) -> int:
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text("\n".join(lines) + "\n")
-        print(f"\nwrote {len(lines)} prediction(s) to {args.json_out}")
+        print(f"\nwrote {len(lines)} prediction(s) to {printable(args.json_out)}")
     return 0
 
 
@@ -228,32 +304,51 @@ def _relabel(pred, label: str):
 def _video_files(paths: list[str]) -> list[Path]:
     files: list[Path] = []
     for raw in paths:
-        path = Path(raw)
+        path = Path(raw).expanduser()
         if path.is_dir():
             files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()))
         elif path.is_file():
             files.append(path)
         else:
-            raise UniVTGError(f"not found: {path}")
+            raise UniVTGError(f"not found: {str(path)!r}. Check the path.")
     if not files:
         raise UniVTGError(f"no video files under {', '.join(paths)} (looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
     return files
 
 
+def _error(message: str) -> None:
+    """One ``error:`` line on stderr, clear of any progress bar."""
+    tqdm.write(f"error: {printable(message)}", file=sys.stderr)
+
+
 def run_index(args) -> int:
     files = _video_files(args.paths)
-    grounder = _grounder(args)
-    failures = 0
-    for path in tqdm(files, desc="videos", unit="video", disable=len(files) < 2, file=sys.stderr):
+    readable = []
+    for path in files:  # probed before CLIP loads: a single broken file needs no model to be refused
         try:
-            print(_describe_index(_index_one(grounder, path)), flush=True)
+            _check_video(args, path)
+            readable.append(path)
         except UniVTGError as exc:
             if len(files) == 1:
                 raise
-            failures += 1
-            print(f"error: {path}: {exc}", file=sys.stderr)
+            _error(str(exc))
+    failures = len(files) - len(readable)
+    if readable:
+        grounder = _grounder(args)
+        bars = _bars_wanted(args)
+        for path in tqdm(readable, desc="videos", unit="video", disable=len(readable) < 2 or not bars,
+                         file=sys.stderr, leave=False):
+            try:
+                index = _index_one(grounder, path, bars)
+            except UniVTGError as exc:
+                if len(files) == 1:
+                    raise
+                failures += 1
+                _error(str(exc))
+                continue
+            tqdm.write(_describe_index(index), file=sys.stdout)
     if failures:
-        print(f"error: {failures} of {len(files)} videos could not be indexed", file=sys.stderr)
+        _error(f"{failures} of {len(files)} videos could not be indexed")
         return 1
     return 0
 
@@ -382,20 +477,34 @@ def run_cache(args) -> int:
 _COMMANDS = {"predict": run_predict, "index": run_index, "predict-split": run_predict_split, "cache": run_cache}
 
 
+def setup_logging(verbose: bool = False) -> None:
+    """Our log records on stderr (WARNING and up, everything with ``verbose``); the decoders' own kept off."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    silence_decoder_logs(verbose)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.verbose:
-        logger.setLevel(logging.DEBUG)
+    setup_logging(args.verbose)
+    redirect = _logging_beside_bars() if _bars_wanted(args) else contextlib.nullcontext()
     try:
-        return _COMMANDS[args.command](args)
+        with redirect:
+            return _COMMANDS[args.command](args)
     except UniVTGError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the last guard: one line, the traceback only with -v
         logger.debug("unexpected failure", exc_info=True)
-        print(f"error: unexpected {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        _error(f"unexpected {type(exc).__name__}: {exc} (run with -v for details)")
         return 1
+
+
+def _logging_beside_bars():
+    """Log records written above the progress bars instead of through them."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()

@@ -9,6 +9,14 @@ class VideoReadError(UniVTGError):
     """The file is not a readable video (missing, corrupt, truncated, audio only, zero frames)."""
 
 
+class StillImageError(VideoReadError):
+    """The file is a still picture (an image, or a video of a single frame): it can be the example-image query."""
+
+
+class VideoTooShortError(VideoReadError):
+    """The video is shorter than one clip: no clip of it can be read as the model expects."""
+
+
 class VideoTooLongError(UniVTGError):
     """The video is longer than the configured limit."""
 

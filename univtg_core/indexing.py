@@ -28,7 +28,7 @@ from .video import VideoInfo, probe_video
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
-INDEX_VERSION = 2  # bump when the features of the same video, encoder and clip length change
+INDEX_VERSION = 3  # bump when the same video, encoder and clip length give other features (3: official pixels)
 
 
 class VideoFeatureEncoder(Protocol):

@@ -245,7 +245,7 @@ def ground(
         clip_len=float(clip_len),
         duration=duration,
         highlight=pp.top_highlight(saliency, clip_len),
-        summary=tuple(float(t) for t in pp.summary_points(saliency, clip_len, summary_budget)),
+        summary=tuple(float(t) for t in pp.summary_points(saliency, clip_len, summary_budget, duration=duration)),
         query=label,
         mode=mode,
         tokens_read=read,

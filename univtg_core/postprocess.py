@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .spans import temporal_nms
+from .video.sampling import INSIDE_END
 
 
 def clip_anchors(n_clips: int, clip_len: float) -> np.ndarray:
@@ -184,12 +185,16 @@ def summary_points(
     clip_len: float,
     budget: float = 0.15,
     min_gap_clips: int | None = None,
+    duration: float | None = None,
 ) -> np.ndarray:
     """Representative clips under a duration budget, picked greedily by saliency with temporal diversity.
 
     As in keyshot summarisation (TVSum/SumMe), the summary may cover at most `budget` of the video. A clip is
     skipped while it lies within `min_gap_clips` of one already chosen (default: spread the budget evenly),
     and the gap shrinks only when nothing else is left. Returns the chosen clips' centre times, ascending.
+    With the video's ``duration`` every point lies inside it: a video of N clips may end at the last clip's
+    centre (N is its length in clips, rounded), so a point is drawn at most to `INSIDE_END` s before the
+    end, as the clip grid samples it.
 
     Each pass over the clips (one per gap) costs O(N log N): the distance of every clip to the nearest clip
     chosen in earlier passes comes from one binary search, only clips farther than the gap are visited, and
@@ -233,7 +238,10 @@ def summary_points(
             if not remaining:
                 break
         gap -= 1
-    return (np.sort(np.array(chosen)) + 0.5) * clip_len
+    centres = (np.sort(np.array(chosen)) + 0.5) * clip_len
+    if duration is None:
+        return centres
+    return np.minimum(centres, max(float(duration) - INSIDE_END, 0.0))
 
 
 def _distance_to_nearest(positions: np.ndarray, sorted_points: np.ndarray) -> np.ndarray:
