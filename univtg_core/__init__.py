@@ -24,15 +24,19 @@ __all__ = [
     "VideoIndex",
     "VideoReadError",
     "VideoTooLongError",
+    "browser_playable",
     "cut_clip",
     "format_time",
     "ground",
     "index_video",
     "load_clip_encoder",
     "load_model",
+    "make_playable_copy",
+    "probe_playback",
     "read_guidance",
     "read_frames_at",
     "results_are_meaningful",
+    "summary_spans",
     "write_summary_video",
 ]
 
@@ -53,6 +57,11 @@ _LAZY = {
     "cut_clip": "media",
     "write_summary_video": "media",
     "format_time": "formatting",
+    # a front end's player: whether a file plays in a browser, a playable copy, the summary's spans
+    "probe_playback": "media",
+    "browser_playable": "media",
+    "make_playable_copy": "media",
+    "summary_spans": "media",
 }
 
 
