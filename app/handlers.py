@@ -165,7 +165,7 @@ class QueryHandler:
         gallery = []
         for i, (frame, (_, caption)) in enumerate(zip(point_frames, points, strict=True)):
             data = builders.jpeg_bytes(frame if frame is not None else _blank_frame())
-            gallery.append((str(session.write(f"{stem}-point-{i}", ".jpg", lambda p, d=data: p.write_bytes(d))),
+            gallery.append((str(session.write(f"point-{i}-{stem}", ".jpg", lambda p, d=data: p.write_bytes(d))),
                             caption))
 
         plot = self.plot(prediction, shown, None, session, stem)
@@ -183,7 +183,7 @@ class QueryHandler:
              stem: str = "video") -> str:
         spec = builders.curve_spec(prediction, self.options.shade_top, moments=shown, playing=playing)
         fig = builders.saliency_figure(spec)
-        return str(session.write(f"{stem}-saliency", ".png", lambda p: builders.figure_png(fig, p)))
+        return str(session.write(f"saliency-{stem}", ".png", lambda p: builders.figure_png(fig, p)))
 
     # -- events -------------------------------------------------------------------------------------------
 
@@ -194,7 +194,7 @@ class QueryHandler:
         return (*self.answer(video, text, image, session, progress), session)
 
     def predict_example(self, video, text, image, progress=gr.Progress()):  # noqa: B008
-        return self.answer(video, text, image, self.sessions.open("examples"), progress)
+        return self.answer(video, text, image, self.sessions.open("examples"), progress)[:-1]  # not the curve
 
     def end_session(self, request: gr.Request) -> None:
         """The tab was closed: remove its files now rather than when its state expires."""
@@ -232,7 +232,7 @@ class QueryHandler:
         pins = self.budget.pin(video) if self.budget is not None else _nothing()
         try:
             with pins:
-                copy = session.write(f"{Path(video).stem}-playable", ".mp4",
+                copy = session.write(f"playable-{Path(video).stem}", ".mp4",
                                      lambda p: make_playable_copy(video, p, progress=report,
                                                                   duration=probe.duration or None))
         except UniVTGError as exc:
@@ -245,21 +245,22 @@ class QueryHandler:
     def cue_top(self, result: dict | None, session=None, request: gr.Request = None):
         """After an answer: cue the player at the top moment, mark it on the curve, label the summary player."""
         top = _windows(result)[:1]
-        label = gr.Video(label=summary_label(result))
+        label = summary_note(result)
         if not top:
             return gr.skip(), gr.skip(), gr.skip(), label
         return (*self._cue(result, top[0][0], top[0][1], self._session(session, request), play=False), label)
 
     def cue_example(self, video, result: dict | None, session=None, request: gr.Request = None):
-        """An example was chosen: show its video in the player at the top moment."""
+        """An example was chosen: show its video in the player at the top moment, and its interactive curve."""
         session = self._session(session, request)
         top = _windows(result)[:1]
         player_video = self.playable(video, session) if video else None
-        label = gr.Video(label=summary_label(result))
+        label = summary_note(result)
+        curve = pd.DataFrame(builders.curve_points(result_view(result))) if result else None
         if not top or not player_video:
-            return gr.Video(value=player_video), gr.skip(), gr.skip(), label
+            return gr.Video(value=player_video), gr.skip(), gr.skip(), label, curve
         _position, segment, plot = self._cue(result, top[0][0], top[0][1], session, play=False)
-        return gr.Video(value=player_video, playback_position=segment[0]), segment, plot, label
+        return gr.Video(value=player_video, playback_position=segment[0]), segment, plot, label, curve
 
     def pick_row(self, result: dict | None, session=None, evt: gr.SelectData = None, request: gr.Request = None):
         windows = _windows(result)
@@ -298,7 +299,7 @@ class QueryHandler:
 
 def _cleared_results() -> tuple:
     """Empty values for every result output: a new video's page shows nothing of the previous one."""
-    return (None, [], None, [], None, [], "", None)
+    return (None, [], None, [], None, [], "", None, "")
 
 
 def _nothing():
@@ -352,32 +353,32 @@ def _summary_video(video: str, prediction: Any, summary: tuple[float, ...], sess
         return None
     shown = replace(prediction, summary=summary) if hasattr(prediction, "__dataclass_fields__") else prediction
     try:
-        return str(session.write(f"{stem}-summary", ".mp4", lambda p: write_summary_video(video, shown, p)))
+        return str(session.write(f"summary-{stem}", ".mp4", lambda p: write_summary_video(video, shown, p)))
     except Exception as exc:  # a summary is optional: say so, keep the rest
         logger.warning("summary clip failed: %s", exc)
         gr.Warning("The summary video could not be made; the other results are complete.")
         return None
 
 
-def summary_label(result: dict | None) -> str:
-    """The summary player's label: how many points it plays and for how long (from the result on the page)."""
+def summary_note(result: dict | None) -> str:
+    """The line over the summary player: how many points it plays and for how long (from the shown result)."""
     result = result or {}
     shown = list(result.get("summary_shown") or [])
     spans = summary_spans(shown, float(result.get("clip_len") or 2.0), float(result.get("duration") or 0.0))
-    caption = builders.summary_caption(len(shown), len(result.get("pred_summary") or []),
-                                       sum(e - s for s, e in spans))
-    return caption.replace("**", "")
+    if not result:
+        return ""
+    return builders.summary_caption(len(shown), len(result.get("pred_summary") or []), sum(e - s for s, e in spans))
 
 
 def _downloads(video: str, shown: list, result: dict, session: Session, stem: str) -> list[str]:
     """The JSON and the top moment as an mp4 (the summary mp4 is added by the caller); a clip that fails is
     left out."""
     text = json.dumps(result, indent=2, ensure_ascii=False)
-    files = [str(session.write(f"{stem}-predictions", ".json", lambda p: p.write_text(text, encoding="utf-8")))]
+    files = [str(session.write(f"predictions-{stem}", ".json", lambda p: p.write_text(text, encoding="utf-8")))]
     if shown:
         top = shown[0].moment
         try:
-            files.append(str(session.write(f"{stem}-top-moment", ".mp4",
+            files.append(str(session.write(f"top-moment-{stem}", ".mp4",
                                            lambda p: cut_clip(video, p, top.start, top.end))))
         except Exception as exc:  # a download is optional: say so, keep the rest
             logger.warning("top-moment clip failed: %s", exc)

@@ -116,8 +116,9 @@ def build_demo(
         gallery = gr.Gallery(label="Highlight and summary points", show_label=False, columns=6, height="auto",
                              object_fit="cover", elem_id="points", allow_preview=False, buttons=[],
                              render=False)
-        summary_video = gr.Video(label="Summary video", interactive=False, elem_id="summary-video", height=240,
-                                 render=False)
+        summary_video = gr.Video(label="Summary video", show_label=False, interactive=False,
+                                 elem_id="summary-video", height=240, render=False)
+        summary_note = gr.Markdown("", elem_id="summary-caption", render=False)  # UI only: points, length
         downloads = gr.File(label="Downloads: predictions (JSON), top moment (mp4), summary (mp4)",
                             file_count="multiple", interactive=False, elem_id="downloads", render=False)
         result_json = gr.JSON(label="Predictions (JSON)", elem_id="result-json", render=False)
@@ -143,7 +144,9 @@ def build_demo(
                         examples=[[e["video"], e["text"], e["image"]] for e in examples],
                         example_labels=[e["label"] for e in examples],
                         inputs=[video, text, image],
-                        outputs=data_outputs,
+                        # Not the interactive curve: Gradio's cached LinePlot value breaks the plot once a
+                        # range was dragged on it; `cue_example` draws the curve from the result instead.
+                        outputs=data_outputs[:-1],
                         fn=queries.predict_example,
                         # Cached so that a Space answers examples at once. "lazy" caches each example on
                         # its first use, shared by all users from then on, so start-up does not wait for
@@ -152,6 +155,7 @@ def build_demo(
                         cache_mode="lazy",
                         label="Examples: bundled videos with queries",
                         examples_per_page=8,
+                        elem_id="examples",
                     )
             with gr.Column(scale=7, min_width=340):
                 status.render()
@@ -163,6 +167,7 @@ def build_demo(
                         curve.render()
                 gr.Markdown("**Highlight and summary points** (choose one to play it)", elem_id="points-title")
                 gallery.render()
+                summary_note.render()
                 summary_video.render()
                 downloads.render()
                 with gr.Accordion("Predictions as JSON (what the API returns)", open=False):
@@ -184,12 +189,13 @@ def build_demo(
         player_js = dict(fn=None, inputs=[segment], js=assets.play_segment_js, **ui_only)
         for trigger in (video.upload, video.clear):
             trigger(queries.prepare_player, inputs=[video, session_state],
-                    outputs=[player, session_state, *data_outputs], show_progress_on=[player], **ui_only)
-        cued = dict(outputs=[player, segment, plot, summary_video], show_progress="hidden", **ui_only)
+                    outputs=[player, session_state, *data_outputs, summary_note], show_progress_on=[player],
+                    **ui_only)
+        cued = dict(outputs=[player, segment, plot, summary_note], show_progress="hidden", **ui_only)
         event.success(queries.cue_top, inputs=[result_json, session_state], **cued).then(**player_js)
         if example_block is not None and example_block.cache_event is not None:
             example_block.cache_event.then(queries.cue_example, inputs=[video, result_json, session_state],
-                                           **cued).then(**player_js)
+                                           **{**cued, "outputs": [*cued["outputs"], curve]}).then(**player_js)
         picked = dict(outputs=[player, segment, plot], show_progress="hidden", **ui_only)
         for source, pick in ((table, queries.pick_row), (gallery, queries.pick_point),
                              (curve, queries.pick_range)):

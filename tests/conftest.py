@@ -34,3 +34,16 @@ def artifact_dir() -> Path:
 def chromium_path() -> Path:
     """The Chromium the browser tests drive: $UNIVTG_CHROMIUM, else Debian's /usr/bin/chromium."""
     return Path(os.environ.get("UNIVTG_CHROMIUM") or "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """One running app for every app test module (tests/app_server.py says how it is started)."""
+    pytest.importorskip("gradio_client")
+    from app_server import SERVER_FLAGS, AppServer
+
+    server = AppServer(tmp_path_factory.mktemp("app-server"), *SERVER_FLAGS)
+    try:
+        yield server.start()
+    finally:
+        server.stop()

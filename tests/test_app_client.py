@@ -1,4 +1,4 @@
-"""The app as a service: launch `main_gradio.py` with random CLIP weights and call it with gradio_client.
+"""The app as a service: the shared test server (`conftest.app_server`) called with gradio_client and raw HTTP.
 
 Random weights make text meaningless, but an image query still finds frames of the same colour, so a
 red / cyan / purple video asked with a cyan image must answer with the cyan part.
@@ -6,159 +6,28 @@ red / cyan / purple video asked with a cyan image must answer with the cyan part
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from app_server import (
+    MAX_DURATION,
+    PLANTED,
+    PREDICT_INPUTS,
+    PREDICT_OUTPUTS,
+    REPO,
+    as_dict,
+    free_port,
+    iou,
+    make_inputs,
+    raw_get,
+    upload,
+)
 
 pytest.importorskip("gradio_client")
-
-REPO = Path(__file__).resolve().parents[1]
-RED, CYAN, PURPLE = (220, 30, 30), (0, 200, 220), (130, 40, 170)
-PLANTED = (10.0, 20.0)  # the cyan part of the test video
-MAX_DURATION = 60  # the server under test refuses longer videos
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def make_inputs(folder: Path) -> dict[str, Path]:
-    """The test video (red 0-10 s, cyan 10-20 s, purple 20-30 s), a cyan image, a too-long and a broken file."""
-    from PIL import Image
-
-    from univtg_core.media import make_colour_video
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "video": folder / "red-cyan-purple.mp4",
-        "cyan": folder / "cyan.png",
-        "long": folder / "too-long.mp4",
-        "broken": folder / "broken.mp4",
-    }
-    make_colour_video(paths["video"], [(RED, 10), (CYAN, 10), (PURPLE, 10)], fps=10, size=(160, 120))
-    make_colour_video(paths["long"], [(RED, MAX_DURATION + 6)], fps=2, size=(64, 48))
-    Image.fromarray(np.full((64, 64, 3), CYAN, dtype=np.uint8)).save(paths["cyan"])
-    paths["broken"].write_bytes(np.random.default_rng(0).bytes(20_000))
-    return paths
-
-
-class AppServer:
-    """`python main_gradio.py ...` as a subprocess on a free loopback port; stopped by its PID."""
-
-    def __init__(self, workdir: Path, *extra: str):
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = workdir / "server.log"
-        self.args = [sys.executable, "main_gradio.py", "--clip-weights", "random", "--host", "127.0.0.1",
-                     "--port", str(self.port), *extra]
-        self.proc: subprocess.Popen | None = None
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            UNIVTG_CACHE_DIR=str(self.workdir / "features"),  # a fresh feature cache: the first index is real
-            GRADIO_EXAMPLES_CACHE=str(self.workdir / "examples-cache"),  # keep the checkout clean
-            GRADIO_TEMP_DIR=str(self.workdir / "gradio-tmp"),
-            TMPDIR=str(self.workdir / "tmp"),  # the session folders, so that tests can find them
-            GRADIO_ANALYTICS_ENABLED="False",
-            PYTHONUNBUFFERED="1",
-        )
-        return env
-
-    def start(self, timeout: float = 240.0) -> AppServer:
-        (self.workdir / "tmp").mkdir(exist_ok=True)
-        self._log = open(self.log_path, "w")  # noqa: SIM115  # closed in stop()
-        self.proc = subprocess.Popen(self.args, cwd=REPO, env=self.env(), stdout=self._log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the app exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + "config", timeout=5) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(1.0)
-        self.stop()
-        raise RuntimeError(f"the app did not answer within {timeout:.0f} s:\n{self.log()}")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-
-
-def iou(a, b) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
-
-
-def as_dict(value) -> dict:
-    return json.loads(value) if isinstance(value, str) else value
-
-
-# The names `view_api()` gives /predict's inputs and outputs (README's gradio_client example uses them).
-PREDICT_INPUTS = [("video", "Video", False), ("text", "Text query", True), ("image", "Example image (optional)", True)]
-PREDICT_OUTPUTS = [
-    "Predictions (JSON)",
-    "Moments (each event once; choose a row to play it)",
-    "Saliency curve: the whole video and a zoom on the playing moment",
-    "Highlight and summary points",
-    "Summary video",
-    "Downloads: predictions (JSON), top moment (mp4), summary (mp4)",
-    "Status: the query that ran, moments found, timings",
-    "Saliency per clip",
-]
-LIMITS = ("--max-file-size", "1mb", "--client-budget", "2mb", "--trust-proxy")
-
-
-def raw_get(port: int, target: str) -> tuple[int, str]:
-    """GET `target` exactly as written (no dot-segment clean-up, unlike httpx and browsers)."""
-    import http.client
-
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", target)
-        answer = connection.getresponse()
-        return answer.status, answer.read().decode("utf-8", "replace")
-    finally:
-        connection.close()
-
-
-def upload(url: str, path: Path, client: str | None = None):
-    """POST one file to Gradio's upload route as its page does; `client` fakes the proxy's X-Forwarded-For."""
-    import httpx
-
-    headers = {"X-Forwarded-For": client} if client else {}
-    with open(path, "rb") as handle:
-        return httpx.post(url + "gradio_api/upload", files=[("files", (path.name, handle))], headers=headers,
-                          timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -167,12 +36,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    app = AppServer(tmp_path_factory.mktemp("app-server"), "--max-duration", str(MAX_DURATION), *LIMITS)
-    try:
-        yield app.start()
-    finally:
-        app.stop()
+def server(app_server):
+    return app_server
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +81,7 @@ def test_image_query_finds_the_planted_moment(client, server, inputs):
     assert Path(summary_path).suffix == ".mp4" and Path(summary_path).stat().st_size > 1000
     names = sorted(Path(d).suffix for d in downloads)
     assert names == [".json", ".mp4", ".mp4"]
-    assert "indexed 15 clips" in status and "mode: zero-shot" in status and "Query (image)" in status
+    assert "15 clips, 30.0 s of video" in status and "mode: zero-shot" in status and "Query (image)" in status
 
     # Same video again, now with text as well: the features come from the cache, the page says which query ran.
     again = client.predict(handle_file(str(inputs["video"])), "cyan", handle_file(str(inputs["cyan"])),
@@ -313,7 +178,7 @@ def test_only_the_apps_own_files_are_served(client, server, inputs, tmp_path):
     name = Path(outputs[2]).name  # the saliency PNG, as served from Gradio's cache of copies
     served = next((server.workdir / "gradio-tmp").rglob(name))
     assert httpx.get(server.url + f"gradio_api/file={served}", timeout=10).status_code == 200
-    sessions = next((server.workdir / "tmp").glob("univtg-app-*"))  # the session folders themselves
+    sessions = next(server.workdir.glob("univtg-app-*"))  # the session folders themselves
     own = next(p for p in sessions.rglob("*.png"))
     link = served.parent / "link.png"
     link.symlink_to("/etc/passwd")
