@@ -40,6 +40,7 @@ __all__ = [
     "VideoTooLongError",
     "VideoTooShortError",
     "curve_view",
+    "browser_playable",
     "cut_clip",
     "format_time",
     "ground",
@@ -47,9 +48,12 @@ __all__ = [
     "list_models",
     "load_clip_encoder",
     "load_model",
+    "make_playable_copy",
+    "probe_playback",
     "read_guidance",
     "read_frames_at",
     "results_are_meaningful",
+    "summary_spans",
     "write_summary_video",
     "load_slowfast_encoder",
     "zoom_range",
@@ -80,6 +84,11 @@ _LAZY = {
     "curve_view": "curves",
     "zoom_range": "curves",
     "TimeLeft": "curves",
+    # a front end's player: whether a file plays in a browser, a playable copy, the summary's spans
+    "probe_playback": "media",
+    "browser_playable": "media",
+    "make_playable_copy": "media",
+    "summary_spans": "media",
 }
 
 
