@@ -55,7 +55,7 @@ def _bn_suffix(code: str) -> str:
 _RULES: list[tuple[re.Pattern, object]] = [
     (re.compile(r"(t_)?conv1_w"), lambda m: f"s1.pathway{_p(m[1])}_stem.conv.weight"),
     (re.compile(rf"(t_)?res_conv1_{_BN}"), lambda m: f"s1.pathway{_p(m[1])}_stem.bn.{_bn_suffix(m[2])}"),
-    (re.compile(r"t_pool1_subsample_w"), lambda m: "s1_fuse.conv_f2s.weight"),
+    (re.compile(r"t_pool1_subsample_w"), lambda _m: "s1_fuse.conv_f2s.weight"),
     (re.compile(rf"t_pool1_subsample_{_BN}"), lambda m: f"s1_fuse.bn.{_bn_suffix(m[1])}"),
     (re.compile(r"t_res(\d+)_\d+_branch2c_bn_subsample_w"), lambda m: f"s{m[1]}_fuse.conv_f2s.weight"),
     (re.compile(rf"t_res(\d+)_\d+_branch2c_bn_subsample_{_BN}"), lambda m: f"s{m[1]}_fuse.bn.{_bn_suffix(m[2])}"),
