@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import EncoderWeightsError, UnsafeFileError
+from ..hashing import file_sha256
 from .network import SlowFastR50
 
 logger = logging.getLogger(__name__)
@@ -344,11 +345,7 @@ def convert_caffe2_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike
 
 def weights_fingerprint(path: str | os.PathLike) -> str:
     """``sha256-`` and the first 16 hex digits of the file's sha256 (what names cached features)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256-" + h.hexdigest()[:16]
+    return "sha256-" + file_sha256(path)[:16]
 
 
 __all__ = [
