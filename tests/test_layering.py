@@ -151,3 +151,20 @@ def test_only_the_command_lines_reach_training():
         if _layer(module) in MAY_IMPORT_TRAINING:
             continue
         assert not [d for d in deps if _layer(d) == "training"], f"{module} imports the training package"
+
+
+def test_the_commands_live_in_their_packages():
+    import subprocess
+    import sys
+
+    import univtg_core.eval
+    import univtg_core.train
+    from univtg_core.evaluation import cli as evaluation_cli
+    from univtg_core.training import cli as training_cli
+
+    for package in ("evaluation", "training"):
+        usage = subprocess.run([sys.executable, "-m", f"univtg_core.{package}", "--help"], cwd=REPO,
+                               capture_output=True, text=True, timeout=120, check=True).stdout
+        assert usage.startswith(f"usage: python -m univtg_core.{package} "), usage[:200]
+    # the old names are aliases of the same commands, nothing of their own
+    assert univtg_core.eval.main is evaluation_cli.main and univtg_core.train.main is training_cli.main
