@@ -25,15 +25,9 @@ def ref_runs_above(curve, threshold):
     return runs
 
 
-def ref_run_score(curve, first, last):
-    n = curve.size
-    n_in = last - first + 1
-    n_out = n - n_in
-    if n_out == 0:
-        return 0.0
-    inside = float(curve[first : last + 1].mean())
-    outside = float((curve.sum() - curve[first : last + 1].sum()) / n_out)
-    return (inside - outside) * 2.0 * np.sqrt(n_in * n_out) / n
+# The score of one run is the core's straightforward `postprocess.run_score` (one run at a time, O(N) each):
+# what the references below rank with, and what the vectorised `_run_scores` must equal.
+ref_run_score = postprocess.run_score
 
 
 def ref_zero_shot_moments(curve, clip_len, duration, nms_threshold=0.7, top_k=10, raw=None,
@@ -139,6 +133,14 @@ def test_zero_shot_moments_edge_cases():
     assert flat[:, 2].tolist() == [0.0]
     with pytest.raises(ValueError, match="one value per clip"):
         postprocess.zero_shot_moments(np.zeros(10), 2.0, 20.0, raw=np.zeros(9))
+
+
+def test_run_score_is_the_mean_shift_statistic_worked_by_hand():
+    # (mean inside - mean outside) * 2 * sqrt(n_in * n_out) / N
+    assert postprocess.run_score(np.array([0.0, 0.0, 1.0, 1.0]), 2, 3) == 1.0  # 1 * 2 * sqrt(2 * 2) / 4
+    assert postprocess.run_score(np.array([0.0, 1.0, 0.0, 0.0]), 1, 1) == pytest.approx(3 ** 0.5 / 2)  # 2√3 / 4
+    assert postprocess.run_score(np.array([3.0, 1.0, 1.0]), 1, 2) == pytest.approx(-2 * 2 * 2 ** 0.5 / 3)
+    assert postprocess.run_score(np.array([5.0, 5.0]), 0, 1) == 0.0  # nothing outside: no contrast
 
 
 def test_run_scores_equal_run_score_on_a_long_curve():
