@@ -354,7 +354,7 @@ def _summary_video(video: str, prediction: Any, summary: tuple[float, ...], sess
     shown = replace(prediction, summary=summary) if hasattr(prediction, "__dataclass_fields__") else prediction
     try:
         return str(session.write(f"summary-{stem}", ".mp4", lambda p: write_summary_video(video, shown, p)))
-    except Exception as exc:  # a summary is optional: say so, keep the rest
+    except Exception as exc:  # noqa: BLE001 - a summary is optional: say so, keep the rest
         logger.warning("summary clip failed: %s", exc)
         gr.Warning("The summary video could not be made; the other results are complete.")
         return None
@@ -380,7 +380,7 @@ def _downloads(video: str, shown: list, result: dict, session: Session, stem: st
         try:
             files.append(str(session.write(f"top-moment-{stem}", ".mp4",
                                            lambda p: cut_clip(video, p, top.start, top.end))))
-        except Exception as exc:  # a download is optional: say so, keep the rest
+        except Exception as exc:  # noqa: BLE001 - a download is optional: say so, keep the rest
             logger.warning("top-moment clip failed: %s", exc)
             gr.Warning("The top-moment clip could not be cut; the other results are complete.")
     return files

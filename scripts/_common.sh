@@ -11,8 +11,8 @@ for kind in slowfast i3d c3d clip; do
 done
 # Feature widths are read from the files (UniVTG needed --v_feat_dim / --t_feat_dim here).
 
-launcher=(python -m univtg_core.train)
-if [[ ${NPROC:-1} -gt 1 ]]; then launcher=(torchrun --nproc_per_node "${NPROC}" -m univtg_core.train); fi
+launcher=(python -m univtg_core.training)
+if [[ ${NPROC:-1} -gt 1 ]]; then launcher=(torchrun --nproc_per_node "${NPROC}" -m univtg_core.training); fi
 if [[ -n ${DRY_RUN:-} ]]; then launcher=(echo "${launcher[@]}"); fi
 
 common_options=(

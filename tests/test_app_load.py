@@ -57,7 +57,7 @@ def crowd(server: AppServer, folder: Path, label: str) -> dict:
         try:
             client = Client(server.url, verbose=False)
             outputs = client.predict(handle_file(str(clips[k])), "", handle_file(str(image)), api_name="/predict")
-        except Exception as exc:  # gathered and judged below
+        except Exception as exc:  # noqa: BLE001 - gathered and judged below
             return {"i": i, "k": k, "error": str(exc), "seconds": time.perf_counter() - started}
         windows = as_dict(outputs[0])["pred_relevant_windows"]
         return {"i": i, "k": k, "top": windows[0][:2], "seconds": time.perf_counter() - started}

@@ -2,6 +2,9 @@
 
 With random CLIP weights text means nothing, but the same colour maps to the same place, so an image of the
 planted colour must find the planted segment.
+
+Two real processes (`python -m univtg_core`: a prediction, then an index of a renamed copy served from the
+cache the first one wrote); the refusals, which happen before any model loads, call `cli.main` in-process.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from PIL import Image
 
 from univtg_core import Grounder, QueryError, VideoReadError
+from univtg_core import cli as cli_module
 from univtg_core import indexing as indexing_module
 from univtg_core.media import ffmpeg_exe, make_colour_video
 from univtg_core.models.univtg import UniVTG, UniVTGConfig
@@ -29,6 +33,14 @@ PLANTED = (20.0, 30.0)
 def run_cli(*args: str, cache_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "univtg_core", *args, "--cache-dir", str(cache_dir)],
                           capture_output=True, text=True, timeout=300)
+
+
+def cli_main(capsys, *args: str, cache_dir: Path) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of the CLI run in this process (what `python -m univtg_core` calls)."""
+    capsys.readouterr()
+    code = cli_module.main([*args, "--cache-dir", str(cache_dir)])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +62,18 @@ def _iou(moment_row, span) -> float:
     return float(temporal_iou([moment_row[:2]], [span])[0, 0])
 
 
-def test_cli_predict_with_image_query_finds_the_planted_segment(media, tmp_path):
-    out = tmp_path / "preds.jsonl"
+@pytest.fixture(scope="module")
+def cli_prediction(media, tmp_path_factory):
+    """One real `python -m univtg_core predict` (a text and an image query), its cache kept for the next process."""
+    root = tmp_path_factory.mktemp("cli")
+    out, cache = root / "preds.jsonl", root / "cache"
     result = run_cli("predict", str(media["video"]), "--query-image", str(media["image"]), "--query", "a cyan wall",
-                     "--clip-weights", "random", "--json", str(out), cache_dir=tmp_path / "cache")
+                     "--clip-weights", "random", "--json", str(out), cache_dir=cache)
+    return {"result": result, "out": out, "cache": cache, "root": root}
+
+
+def test_cli_predict_with_image_query_finds_the_planted_segment(cli_prediction):
+    result, out = cli_prediction["result"], cli_prediction["out"]
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 2  # one line per query
@@ -65,6 +85,7 @@ def test_cli_predict_with_image_query_finds_the_planted_segment(media, tmp_path)
     assert len(image_record["pred_saliency_scores"]) == 15 and image_record["clip_len"] == 2.0
     assert PLANTED[0] <= image_record["pred_highlight"] < PLANTED[1]
     assert image_record["pred_summary"] == sorted(image_record["pred_summary"])
+    assert "indexed in" in result.stdout  # decoded and encoded, not served from a cache
     assert "00:20–00:30" in result.stdout  # the printed table: mm:ss under an hour, as the app shows it
     assert "meaningless" in result.stderr  # random weights are announced
 
@@ -89,14 +110,11 @@ def test_python_api_finds_the_planted_segment_and_caches(media, grounder, monkey
     assert (again.moments[0].start, again.moments[0].end) == (pred.moments[0].start, pred.moments[0].end)
 
 
-def test_cache_survives_a_new_process_and_a_renamed_file(media, tmp_path):
-    cache = tmp_path / "cache"
-    first = run_cli("index", str(media["video"]), "--clip-weights", "random", cache_dir=cache)
-    assert first.returncode == 0, first.stderr
-    assert "indexed in" in first.stdout
-    copy = tmp_path / "renamed.mp4"
+def test_cache_survives_a_new_process_and_a_renamed_file(media, cli_prediction):
+    assert cli_prediction["result"].returncode == 0, cli_prediction["result"].stderr
+    copy = cli_prediction["root"] / "renamed.mp4"
     copy.write_bytes(Path(media["video"]).read_bytes())
-    second = run_cli("index", str(copy), "--clip-weights", "random", cache_dir=cache)
+    second = run_cli("index", str(copy), "--clip-weights", "random", cache_dir=cli_prediction["cache"])
     assert second.returncode == 0, second.stderr
     assert "from cache" in second.stdout
 
@@ -128,14 +146,14 @@ def _bad_files(root: Path, good_video: Path) -> dict[str, Path]:
     return files
 
 
-def test_bad_videos_fail_with_one_clear_line(media, tmp_path):
+def test_bad_videos_fail_with_one_clear_line(media, tmp_path, capsys):
     for label, path in _bad_files(tmp_path, Path(media["video"])).items():
-        result = run_cli("predict", str(path), "--query-image", str(media["image"]), "--clip-weights", "random",
-                         cache_dir=tmp_path / "cache")
-        assert result.returncode != 0, label
-        assert "Traceback" not in result.stderr, (label, result.stderr)
-        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1, (label, result.stderr)
+        code, _, err = cli_main(capsys, "predict", str(path), "--query-image", str(media["image"]),
+                                "--clip-weights", "random", cache_dir=tmp_path / "cache")
+        assert code == 2, (label, err)  # a UniVTGError, not the last guard's "unexpected" (1)
+        assert "Traceback" not in err, (label, err)
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and path.name in errors[0], (label, err)
 
 
 def test_bad_videos_raise_typed_errors(media, grounder, tmp_path):
@@ -145,22 +163,22 @@ def test_bad_videos_raise_typed_errors(media, grounder, tmp_path):
         assert path.name in str(raised.value), (label, str(raised.value))  # the message names the file
 
 
-def test_empty_query_on_cli(media, tmp_path):
-    result = run_cli("predict", str(media["video"]), "--query", "  ", "--clip-weights", "random",
-                     cache_dir=tmp_path / "cache")
-    assert result.returncode == 2 and result.stderr.strip().startswith("error:") and "empty" in result.stderr
+def test_empty_query_on_cli(media, tmp_path, capsys):
+    code, _, err = cli_main(capsys, "predict", str(media["video"]), "--query", "  ", "--clip-weights", "random",
+                            cache_dir=tmp_path / "cache")
+    assert code == 2 and err.strip().startswith("error:") and "empty" in err
 
 
-def test_mismatched_checkpoint_is_refused_naming_both_widths(media, tmp_path):
+def test_mismatched_checkpoint_is_refused_naming_both_widths(media, tmp_path, capsys):
     import argparse
 
     config = UniVTGConfig(video_dim=768, text_dim=768, hidden_dim=64, enc_layers=1, nheads=4, dim_feedforward=64)
     ckpt = tmp_path / "other.ckpt"
     torch.save({"model": UniVTG(config).state_dict(), "opt": argparse.Namespace(nheads=4, ctx_mode="video_tef")}, ckpt)
-    result = run_cli("predict", str(media["video"]), "--query", "x", "--clip-weights", "random", "--resume",
-                     str(ckpt), cache_dir=tmp_path / "cache")
-    assert result.returncode == 2
-    assert "768" in result.stderr and "512" in result.stderr and "Traceback" not in result.stderr
+    code, _, err = cli_main(capsys, "predict", str(media["video"]), "--query", "x", "--clip-weights", "random",
+                            "--resume", str(ckpt), cache_dir=tmp_path / "cache")
+    assert code == 2
+    assert "768" in err and "512" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("target, span", [((0, 0, 255), (20.0, 30.0)), ((0, 255, 0), (10.0, 20.0)),

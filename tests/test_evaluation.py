@@ -226,7 +226,7 @@ def test_summary_f1_hand_case() -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "univtg_core.eval", *args],
+        [sys.executable, "-m", "univtg_core.evaluation", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -3,13 +3,13 @@ windows; plus the similarity helpers a coarse-to-fine first stage ranks windows 
 
 from __future__ import annotations
 
-import os
 import pickle
 
 import numpy as np
 import pytest
 
 import univtg_core
+from tests.payloads import TouchesMarker
 from univtg_core.errors import UniVTGError, UnsafeFileError
 from univtg_core.guidance import GuidanceError, GuidanceRecord, guidance_window_scores, read_guidance
 from univtg_core.similarity import cosine_curve, window_max
@@ -27,14 +27,6 @@ def write(tmp_path, data, name="guidance.pkl", protocol=4):
     path = tmp_path / name
     path.write_bytes(pickle.dumps(data, protocol=protocol))
     return path
-
-
-class _WritesMarker:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.path}",))
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
@@ -102,7 +94,7 @@ def test_mapping_matches_brute_force_on_a_long_grid():
 def test_a_reduce_payload_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "marker"
     record = seed_records()
-    record["score"] = _WritesMarker(marker)
+    record["score"] = TouchesMarker(marker)
     path = write(tmp_path, [record], name="evil.pkl")
     with pytest.raises(UnsafeFileError, match=r"refused to load guidance file .*evil\.pkl.*system"):
         read_guidance(path)

@@ -20,7 +20,7 @@ def test_launcher_command_parses(script, tmp_path):
     result = subprocess.run(["bash", str(script), "--n_epoch", "3"], capture_output=True, text=True, env=env,
                             check=True)
     argv = shlex.split(result.stdout)
-    assert argv[:3] == ["python", "-m", "univtg_core.train"]
+    assert argv[:3] == ["python", "-m", "univtg_core.training"]
     opt = build_parser().parse_args(argv[3:])
     assert opt.n_epoch == 3, "extra options given to the script come last and win"
     assert opt.v_feat_dirs == [f"{tmp_path}/vid_slowfast", f"{tmp_path}/vid_clip"]
@@ -31,4 +31,4 @@ def test_launcher_command_parses(script, tmp_path):
 def test_launcher_uses_torchrun_for_several_gpus(tmp_path):
     env = {**os.environ, "DRY_RUN": "1", "NPROC": "4", "FEAT_ROOT": str(tmp_path)}
     result = subprocess.run(["bash", str(SCRIPTS[0])], capture_output=True, text=True, env=env, check=True)
-    assert result.stdout.startswith("torchrun --nproc_per_node 4 -m univtg_core.train")
+    assert result.stdout.startswith("torchrun --nproc_per_node 4 -m univtg_core.training")

@@ -1,6 +1,6 @@
 """`python -m univtg_core predict-split`: prediction files for a whole split from precomputed features (an
 official `<vid>.npz` folder for the videos, a feature store for the queries), scored by
-`python -m univtg_core.eval --metrics mad`. Features are synthetic: 0.2 s clips (MAD's 5 fps), planted
+`python -m univtg_core.evaluation --metrics mad`. Features are synthetic: 0.2 s clips (MAD's 5 fps), planted
 moments, each query's sentence embedding its planted direction."""
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def test_zero_shot_split_predictions_score_with_the_mad_protocol(split, tmp_path
     assert [r["qid"] for r in lines] == list(MOMENTS) and all("pred_saliency_scores" not in r for r in lines)
     assert all(r["clip_len"] == 0.2 and len(r["pred_relevant_windows"]) <= 5 for r in lines)
     metrics = tmp_path / "metrics.json"
-    scored = _cli("univtg_core.eval", "--submission", str(out), "--gt", str(split / "test.jsonl"), "--metrics", "mad",
-                  "--out", str(metrics))
+    scored = _cli("univtg_core.evaluation", "--submission", str(out), "--gt", str(split / "test.jsonl"),
+                  "--metrics", "mad", "--out", str(metrics))
     assert scored.returncode == 0, scored.stderr
     report = json.loads(metrics.read_text())
     assert report["R1@0.5"] == pytest.approx(100.0), report  # MAD's R@1, IoU 0.5

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from univtg_core.eval import main
 from univtg_core.evaluation import (
     ego4d_clip_offsets,
     ego4d_submission,
@@ -16,6 +15,7 @@ from univtg_core.evaluation import (
     evaluate_recall_benchmark,
     mad_nms,
 )
+from univtg_core.evaluation.cli import main
 from univtg_core.evaluation.ego4d import split_qid
 
 # ------------------------------------------------------------------ MAD

@@ -1,22 +1,14 @@
 """The allow-list unpickler builds data and refuses every other global before calling it."""
 
-import os
 import pickle
 from collections import OrderedDict
 
 import numpy as np
 import pytest
 
+from tests.payloads import TouchesMarker
 from univtg_core import safe_pickle
 from univtg_core.errors import UnsafeFileError
-
-
-class _WritesMarker:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.path}",))
 
 
 def test_plain_data_and_numpy_arrays_round_trip(tmp_path):
@@ -40,7 +32,7 @@ def test_numpy_scalars_and_object_arrays_load():
 def test_a_reduce_payload_is_refused_before_it_runs(tmp_path):
     marker = tmp_path / "marker"
     path = tmp_path / "evil.pkl"
-    path.write_bytes(pickle.dumps([{"qid": "q", "x": _WritesMarker(marker)}]))
+    path.write_bytes(pickle.dumps([{"qid": "q", "x": TouchesMarker(marker)}]))
     with pytest.raises(UnsafeFileError, match=r"posix\.system|nt\.system"):
         safe_pickle.load(path)
     assert not marker.exists()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import struct
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 import torch
 
 from tests.conftest import shared_fixture
+from tests.payloads import TouchesMarker
 from univtg_core.avfilter import iter_official_frames
 from univtg_core.errors import EncoderWeightsError
 from univtg_core.media import ffmpeg_exe
@@ -143,18 +143,10 @@ def test_released_style_caffe2_pickle_fills_every_parameter(tmp_path, seeded):
     assert not enc.model.training
 
 
-class _WritesMarker:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.path}",))
-
-
 def test_a_pickle_payload_is_refused_before_it_runs(tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "evil.pkl"
-    path.write_bytes(pickle.dumps({"blobs": {"conv1_w": _WritesMarker(marker)}}, protocol=2))
+    path.write_bytes(pickle.dumps({"blobs": {"conv1_w": TouchesMarker(marker)}}, protocol=2))
     with pytest.raises(EncoderWeightsError, match="posix.system|os.system|not allowed"):
         read_slowfast_weights(path)
     assert not marker.exists()

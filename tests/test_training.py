@@ -1,6 +1,6 @@
 """Training: the real command on a planted-signal dataset, checkpoints, resume, labels, losses, teacher, extraction.
 
-The expensive run (`trained`, the real `python -m univtg_core.train` in a subprocess, about 20 CPU seconds)
+The expensive run (`trained`, the real `python -m univtg_core.training` in a subprocess, about 20 CPU seconds)
 is shared by the tests that inspect its outputs. How fast training runs is measured by
 `python -m bench.bench_training`, not asserted here.
 """
@@ -57,7 +57,7 @@ def planted(tmp_path_factory):
 def trained(planted, tmp_path_factory):
     """The README command (no --clip_length: it is read from the data) run as a subprocess."""
     results = tmp_path_factory.mktemp("run") / "qvhl"
-    cmd = [sys.executable, "-m", "univtg_core.train", *_data_args(planted, results), "--n_epoch", str(EPOCHS),
+    cmd = [sys.executable, "-m", "univtg_core.training", *_data_args(planted, results), "--n_epoch", str(EPOCHS),
            "--no_progress", *QVHL_OPTIONS]
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -182,7 +182,7 @@ def test_gradient_accumulation_and_seeds(tiny, tmp_path):
 
 def test_torchrun_two_processes_on_cpu(tiny, tmp_path):
     results = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "univtg_core.train",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "univtg_core.training",
            *_data_args(tiny, results), "--n_epoch", "2", "--eval_epoch", "1", "--hidden_dim", "32", "--enc_layers",
            "1", "--nheads", "4", "--bsz", "8", "--grad_accum_steps", "2", "--no_progress"]
     env = _env()
@@ -213,7 +213,7 @@ def test_eval_set_without_ground_truth_still_gives_a_checkpoint(tiny, tmp_path):
 def test_missing_feature_file_is_an_error_naming_it(tiny, tmp_path, caplog):
     import shutil
 
-    from univtg_core.train import main
+    from univtg_core.training.cli import main
 
     text_dir = tmp_path / "txt"
     shutil.copytree(tiny.text_dir, text_dir)

@@ -9,26 +9,17 @@ import pickle
 import pytest
 import torch
 
+from tests.payloads import TouchesMarker
 from univtg_core import CheckpointError, EncoderWeightsError, load_model
 from univtg_core import weights as weights_module
 from univtg_core.weights import read_state_dict, read_weights
-
-
-class _Payload:
-    """Unpickling this runs `touch MARKER` (os.system): what a hostile checkpoint does."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.fixture
 def crafted(tmp_path):
     marker = tmp_path / "payload-ran"
     path = tmp_path / "evil.ckpt"
-    torch.save({"model": {"w": torch.zeros(2)}, "evil": _Payload(marker)}, path)
+    torch.save({"model": {"w": torch.zeros(2)}, "evil": TouchesMarker(marker)}, path)
     assert not marker.exists()
     return path, marker
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from univtg_core import postprocess as pp
+from univtg_core import postprocess
 
 # ------------------------------------------------------------------ reference: the code before the rewrite
 
@@ -25,15 +25,9 @@ def ref_runs_above(curve, threshold):
     return runs
 
 
-def ref_run_score(curve, first, last):
-    n = curve.size
-    n_in = last - first + 1
-    n_out = n - n_in
-    if n_out == 0:
-        return 0.0
-    inside = float(curve[first : last + 1].mean())
-    outside = float((curve.sum() - curve[first : last + 1].sum()) / n_out)
-    return (inside - outside) * 2.0 * np.sqrt(n_in * n_out) / n
+# The score of one run is the core's straightforward `postprocess.run_score` (one run at a time, O(N) each):
+# what the references below rank with, and what the vectorised `_run_scores` must equal.
+ref_run_score = postprocess.run_score
 
 
 def ref_zero_shot_moments(curve, clip_len, duration, nms_threshold=0.7, top_k=10, raw=None,
@@ -45,13 +39,13 @@ def ref_zero_shot_moments(curve, clip_len, duration, nms_threshold=0.7, top_k=10
     candidates = set()
     for source in {id(curve): curve, id(scored): scored}.values():
         for spread in spreads:
-            candidates.update(ref_runs_above(source, pp.adaptive_threshold(source, spread)))
+            candidates.update(ref_runs_above(source, postprocess.adaptive_threshold(source, spread)))
     value_range = float(scored.max() - scored.min())
     scale = value_range if value_range > 1e-12 else 1.0
     runs = sorted(candidates)
     windows = np.array([(first * clip_len, (last + 1) * clip_len) for first, last in runs], dtype=np.float64)
     scores = np.array([ref_run_score(scored, first, last) / scale for first, last in runs], dtype=np.float64)
-    return pp.rank_moments(windows, scores, duration, nms_threshold, top_k)
+    return postprocess.rank_moments(windows, scores, duration, nms_threshold, top_k)
 
 
 def ref_summary_points(saliency, clip_len, budget=0.15, min_gap_clips=None):
@@ -116,29 +110,37 @@ def assert_same_moments(new, ref, label):
 @pytest.mark.parametrize("label,curve", CURVES[:20], ids=[c[0] for c in CURVES[:20]])
 def test_runs_above_matches_reference(label, curve):
     for spread in (0.0, 0.25, 0.5, 0.75, 1.0):
-        threshold = pp.adaptive_threshold(curve, spread)
-        assert pp.runs_above(curve, threshold) == ref_runs_above(curve, threshold)
-    assert pp.runs_above(np.ones(5), 2.0) == [] and pp.runs_above(np.ones(3), 1.0) == [(0, 2)]
+        threshold = postprocess.adaptive_threshold(curve, spread)
+        assert postprocess.runs_above(curve, threshold) == ref_runs_above(curve, threshold)
+    assert postprocess.runs_above(np.ones(5), 2.0) == [] and postprocess.runs_above(np.ones(3), 1.0) == [(0, 2)]
 
 
 def test_zero_shot_moments_match_reference():
     for label, raw in CURVES:
-        smooth = pp.smooth_curve(raw)
+        smooth = postprocess.smooth_curve(raw)
         for kwargs in ({}, {"top_k": None}, {"nms_threshold": 0.5, "top_k": 3}, {"spreads": (0.1, 0.9)}):
             duration = raw.size * 2.0 - 0.7  # the last clip is cut short: windows get clamped
-            assert_same_moments(pp.zero_shot_moments(smooth, 2.0, duration, raw=raw, **kwargs),
+            assert_same_moments(postprocess.zero_shot_moments(smooth, 2.0, duration, raw=raw, **kwargs),
                                 ref_zero_shot_moments(smooth, 2.0, duration, raw=raw, **kwargs), f"{label} {kwargs}")
-        assert_same_moments(pp.zero_shot_moments(raw, 0.2, raw.size * 0.2),
+        assert_same_moments(postprocess.zero_shot_moments(raw, 0.2, raw.size * 0.2),
                             ref_zero_shot_moments(raw, 0.2, raw.size * 0.2), f"{label} without raw")
 
 
 def test_zero_shot_moments_edge_cases():
-    assert pp.zero_shot_moments(np.zeros(0), 2.0, 0.0).shape == (0, 3)
-    flat = pp.zero_shot_moments(np.full(10, 0.3), 2.0, 20.0)  # one run covering everything scores 0
+    assert postprocess.zero_shot_moments(np.zeros(0), 2.0, 0.0).shape == (0, 3)
+    flat = postprocess.zero_shot_moments(np.full(10, 0.3), 2.0, 20.0)  # one run covering everything scores 0
     assert_same_moments(flat, ref_zero_shot_moments(np.full(10, 0.3), 2.0, 20.0), "flat")
     assert flat[:, 2].tolist() == [0.0]
     with pytest.raises(ValueError, match="one value per clip"):
-        pp.zero_shot_moments(np.zeros(10), 2.0, 20.0, raw=np.zeros(9))
+        postprocess.zero_shot_moments(np.zeros(10), 2.0, 20.0, raw=np.zeros(9))
+
+
+def test_run_score_is_the_mean_shift_statistic_worked_by_hand():
+    # (mean inside - mean outside) * 2 * sqrt(n_in * n_out) / N
+    assert postprocess.run_score(np.array([0.0, 0.0, 1.0, 1.0]), 2, 3) == 1.0  # 1 * 2 * sqrt(2 * 2) / 4
+    assert postprocess.run_score(np.array([0.0, 1.0, 0.0, 0.0]), 1, 1) == pytest.approx(3 ** 0.5 / 2)  # 2√3 / 4
+    assert postprocess.run_score(np.array([3.0, 1.0, 1.0]), 1, 2) == pytest.approx(-2 * 2 * 2 ** 0.5 / 3)
+    assert postprocess.run_score(np.array([5.0, 5.0]), 0, 1) == 0.0  # nothing outside: no contrast
 
 
 def test_run_scores_equal_run_score_on_a_long_curve():
@@ -147,10 +149,10 @@ def test_run_scores_equal_run_score_on_a_long_curve():
     curve = planted_curve(rng, 36_000)
     firsts = rng.integers(0, 36_000, 200)
     lasts = np.minimum(firsts + rng.integers(0, 5_000, 200), 35_999)
-    fast = pp._run_scores(curve, firsts, lasts)
+    fast = postprocess._run_scores(curve, firsts, lasts)
     slow = np.array([ref_run_score(curve, int(f), int(l)) for f, l in zip(firsts, lasts)])
     np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-12)
-    assert pp._run_scores(curve, np.array([0]), np.array([35_999])).tolist() == [0.0]
+    assert postprocess._run_scores(curve, np.array([0]), np.array([35_999])).tolist() == [0.0]
 
 
 def test_summary_points_match_reference():
@@ -159,7 +161,7 @@ def test_summary_points_match_reference():
                             (0.2, 2.5), (0.2, -1), (0.01, None)):
             if gap == 10**9 and curve.size > 60:
                 continue  # the reference runs one pass per gap value: slow; the test below covers 200 clips
-            new = pp.summary_points(curve, 2.0, budget, gap)
+            new = postprocess.summary_points(curve, 2.0, budget, gap)
             # Past the video's length every gap blocks the same clips.
             ref = ref_summary_points(curve, 2.0, budget, gap if gap != 10**9 else curve.size + 1)
             np.testing.assert_array_equal(new, ref, err_msg=f"{label} budget={budget} gap={gap}")
@@ -169,5 +171,5 @@ def test_summary_points_huge_gap_is_the_video_length():
     # A gap longer than the video blocks exactly what a gap of the video's length blocks, without looping once
     # per gap value (the reference would run 10**9 passes) and without a mark array of that size.
     curve = planted_curve(np.random.default_rng(3), 200)
-    np.testing.assert_array_equal(pp.summary_points(curve, 2.0, 0.1, 10**9),
+    np.testing.assert_array_equal(postprocess.summary_points(curve, 2.0, 0.1, 10**9),
                                   ref_summary_points(curve, 2.0, 0.1, 201))

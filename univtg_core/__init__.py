@@ -93,7 +93,7 @@ _LAZY = {
 
 
 def __getattr__(name: str):
-    """torch, CLIP and video reading load on first use, so `python -m univtg_core.eval` starts fast."""
+    """torch, CLIP and video reading load on first use, so `python -m univtg_core.evaluation` starts fast."""
     if name in _LAZY:
         import importlib
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import VIDEO_ACCEPTED as _ACCEPTED
 from .errors import VideoReadError
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,6 @@ _warned_version: list[str] = []
 # Display-matrix filters as (name, arguments): what the command line inserts to autorotate.
 Transform = tuple[tuple[str, "str | None"], ...]
 
-_ACCEPTED = "Pass a complete video file (mp4, mkv, webm, mov, avi, ...) that plays in a media player."
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -400,7 +400,7 @@ def run_predict_split(args) -> int:
     try:
         with tmp.open("w", encoding="utf-8") as handle:
             for pred in predict_split(records, videos, texts, options, model=model, sentences=sentences,
-                                      guidance=guidance, progress=lambda done, total: bar.update(1)):
+                                      guidance=guidance, progress=lambda _done, _total: bar.update(1)):
                 record = pred.to_dict()
                 if args.no_saliency:
                     record.pop("pred_saliency_scores", None)

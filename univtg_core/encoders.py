@@ -391,7 +391,7 @@ def load_clip_encoder(
         state_dict = _read_state_dict(path)
         origin = "sha256-" + file_sha256(path)[:16]
 
-    model = _build_model(open_clip, name, cfg, qg, dtype, seed)
+    model = _build_model(open_clip, cfg, qg, dtype, seed)
     if state_dict is not None:
         _load_weights(model, state_dict, name, source)
     preprocess_cfg = open_clip.transform.merge_preprocess_dict(open_clip.transform.PreprocessCfg(),
@@ -409,7 +409,7 @@ def load_clip_encoder(
                        fingerprint=fingerprint, is_random=source == "random")
 
 
-def _build_model(open_clip: Any, name: str, cfg: dict, quick_gelu: bool, dtype: torch.dtype, seed: int):
+def _build_model(open_clip: Any, cfg: dict, quick_gelu: bool, dtype: torch.dtype, seed: int):
     """Construct the CLIP on the CPU from a forked RNG: same seed, same weights, caller's RNG untouched."""
     cast = dtype if dtype in (torch.float16, torch.bfloat16) else None
     with torch.random.fork_rng(devices=[]):

@@ -5,6 +5,10 @@ class UniVTGError(Exception):
     """Base class: the message is meant for the user and says what to do."""
 
 
+# What every VideoReadError ends with: the one sentence that says what to do (the readers and SlowFast use it).
+VIDEO_ACCEPTED = "Pass a complete video file (mp4, mkv, webm, mov, avi, ...) that plays in a media player."
+
+
 class VideoReadError(UniVTGError):
     """The file is not a readable video (missing, corrupt, truncated, audio only, zero frames)."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import long_video as lv
-from . import postprocess as pp
+from . import postprocess
 from .errors import CheckpointError, QueryError
 from .guidance import GuidanceRecord
 from .models._contract import QueryInput, WindowOutput
@@ -244,8 +244,9 @@ def ground(
         saliency=np.asarray(saliency, dtype=np.float32),
         clip_len=float(clip_len),
         duration=duration,
-        highlight=pp.top_highlight(saliency, clip_len),
-        summary=tuple(float(t) for t in pp.summary_points(saliency, clip_len, summary_budget, duration=duration)),
+        highlight=postprocess.top_highlight(saliency, clip_len),
+        summary=tuple(float(t) for t in postprocess.summary_points(saliency, clip_len, summary_budget,
+                                                                   duration=duration)),
         query=label,
         mode=mode,
         tokens_read=read,
@@ -264,16 +265,16 @@ def _zero_shot(video, asked: Query, clip_len, duration, window, stride, coarse_t
         raise QueryError(f"zero-shot needs the query embedding in the video's space (width {video.shape[1]}), "
                          f"got width {asked.embedding.shape[-1]}")
     cosine = _cosine_curve(video, asked.embedding)
-    saliency = pp.smooth_curve(cosine)
+    saliency = postprocess.smooth_curve(cosine)
     n_clips = len(video)
     read = asked.embedding_tokens
     cut = bool(asked.text_tokens is not None and read is not None and asked.text_tokens > read)
     if coarse_top_k is None and guidance is None:
-        return pp.zero_shot_moments(saliency, clip_len, duration, nms_threshold, top_k, raw=cosine), saliency, \
-            read, cut
+        moments = postprocess.zero_shot_moments(saliency, clip_len, duration, nms_threshold, top_k, raw=cosine)
+        return moments, saliency, read, cut
     size = int(window) if window is not None else max(1, round(lv.DEFAULT_WINDOW_SECONDS / clip_len))
     grid = lv.sliding_windows(n_clips, size, stride)
-    firsts, lasts, scores = pp.zero_shot_runs(saliency, raw=cosine)
+    firsts, lasts, scores = postprocess.zero_shot_runs(saliency, raw=cosine)
     tiebreak = None
     if guidance is not None:
         window_scores, tiebreak = _guidance_stage(guidance, grid, clip_len, guidance_rule)
@@ -289,7 +290,7 @@ def _zero_shot(video, asked: Query, clip_len, duration, window, stride, coarse_t
         run_window = window_max(clip_scores, firsts, lasts - firsts + 1)
         scores = lv.fuse(scores, run_window, window_scores, fusion)
     spans = np.stack([firsts * clip_len, (lasts + 1) * clip_len], axis=1).astype(np.float64)
-    return pp.rank_moments(spans, scores, duration, nms_threshold, top_k), saliency, read, cut
+    return postprocess.rank_moments(spans, scores, duration, nms_threshold, top_k), saliency, read, cut
 
 
 def _guidance_stage(guidance, grid: lv.WindowGrid, clip_len: float, rule: str):
@@ -361,4 +362,4 @@ def _with_model(model, video_feats, asked: Query, clip_len, duration, window, st
     spans, scores, owner = spans[~cut_off], scores[~cut_off], owner[~cut_off]
     if window_scores is not None and len(scores):
         scores = lv.fuse(scores, window_scores[owner], window_scores, fusion)
-    return pp.rank_moments(spans, scores, duration, nms_threshold, top_k), saliency, prepared.rows_read, cut
+    return postprocess.rank_moments(spans, scores, duration, nms_threshold, top_k), saliency, prepared.rows_read, cut

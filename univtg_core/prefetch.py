@@ -43,7 +43,7 @@ def iter_in_thread(make: Callable[[threading.Event], Iterator[T]], depth: int = 
                 if not put(item):
                     return
             put(_END)
-        except BaseException as exc:  # handed to the consumer, which raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             put(exc)
 
     worker = threading.Thread(target=work, name=name, daemon=True)

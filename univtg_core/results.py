@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -93,8 +92,3 @@ class Prediction:
 
     def to_json_line(self) -> str:
         return json.dumps(self.to_dict())
-
-    def to_json(self) -> dict:
-        """Deprecated name of `to_dict` (it returns a dict, not JSON); kept until app/ui.py switches."""
-        warnings.warn("Prediction.to_json() is renamed to_dict()", DeprecationWarning, stacklevel=2)
-        return self.to_dict()

@@ -5,7 +5,7 @@ the datasets' own feature files: video features per vid (a folder of `<vid>.npz`
 feature store), query token features per qid (`last_hidden_state`) and, for zero-shot and the coarse first
 stage, a sentence embedding per qid (`pooler_output`, or another field or file). Each query goes through
 `ground()` with the options of a long-video query (windows, coarse-to-fine, guidance records), so the files
-`python -m univtg_core.eval --metrics ...` scores are what the product answers.
+`python -m univtg_core.evaluation --metrics ...` scores are what the product answers.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class _ScriptObject:
     info: ClassVar[_ClassInfo]
     __slots__ = ("state",)
 
-    def __init__(self, *args: Any):
+    def __init__(self, *_args: Any):
         # NEWOBJ (how TorchScript pickles objects) never calls this; only a REDUCE would, which TorchScript
         # does not write.
         raise UnsafeFileError(f"it calls the TorchScript class {self.info.qualname} like a function")
@@ -374,7 +374,7 @@ class _ArchiveUnpickler(RestrictedUnpickler):
                                       f"{storage.member!r}, which holds {storage.numel}")
         return _TensorStub(storage, int(offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
 
-    def _restore_type_tag(self, value: Any, type_str: Any) -> Any:
+    def _restore_type_tag(self, value: Any, type_str: Any) -> Any:  # noqa: ARG002 - the unpickler hook's signature
         return value
 
     def _build_list(self, items: Any) -> list:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +29,17 @@ _REPORT_KEY = pytest.StashKey[Report]()
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> tuple[str, Path]:
-    """(name, config path) of the tiny CLIP, registered with open_clip in this process too."""
+def tiny_model(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """(name, config path) of the tiny CLIP, registered with open_clip in this process too while the session
+    runs (and removed from open_clip's global table after it)."""
     import open_clip
 
     path = tmp_path_factory.getbasetemp() / "hardening-model" / f"{TINY_MODEL}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(TINY_CONFIG))
     open_clip.add_model_config(path)
-    return TINY_MODEL, path
+    yield TINY_MODEL, path
+    open_clip.factory._MODEL_CONFIGS.pop(TINY_MODEL, None)
 
 
 @pytest.fixture(scope="session")

@@ -143,19 +143,19 @@ class GroundingModel:
         scales by L_b * clip_len, the span its anchors cover, and ignores it)."""
         raise NotImplementedError
 
-    def window_scores(self, video: np.ndarray, query: QueryInput, clip_len: float) -> np.ndarray | None:
+    def window_scores(self, video: np.ndarray, query: QueryInput, clip_len: float) -> np.ndarray | None:  # noqa: ARG002 - the contract's default: no learned first stage
         """A learned first stage: one relevance score per window (B,), or None when the architecture has none
         (then the coarse stage uses the query embedding's cosine). Takes `lengths=` as predict_windows does."""
         return None
 
-    def window_grid(self, n_clips: int) -> np.ndarray | None:
+    def window_grid(self, n_clips: int) -> np.ndarray | None:  # noqa: ARG002 - the contract's default: ground() lays the windows
         """The architecture's own window layout over a whole video, (W, 2) int [start, end) clips in the order
         its first stage numbers them, or None (then ground() uses its generic half-overlapping windows).
         Windows may be shorter than `input_spec.window`: pass `lengths` to window_scores / predict_windows."""
         return None
 
-    def rank_moments(self, outputs: WindowOutput, window_starts: np.ndarray,
-                     clip_len: float) -> tuple[np.ndarray, np.ndarray] | None:
+    def rank_moments(self, outputs: WindowOutput, window_starts: np.ndarray,  # noqa: ARG002 - the contract's default: no second stage of its own
+                     clip_len: float) -> tuple[np.ndarray, np.ndarray] | None:  # noqa: ARG002 - as above
         """The architecture's own second stage over the candidates of the selected windows: `outputs` holds
         them in first-stage rank order, `window_starts` (B,) their first clips. Returns absolute (N, 2)
         seconds (not clamped: the product clamps) and (N,) scores, best first, after the architecture's fusion

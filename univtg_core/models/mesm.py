@@ -902,7 +902,7 @@ class MESM(GroundingModel, nn.Module):
         return torch.sum(self.saliency_proj1(memory) * self.saliency_proj2(memory_global).unsqueeze(1),
                          dim=-1) / np.sqrt(self.config.hidden_dim)
 
-    def _reconstruct_sentence(self, video_feat, video_mask, vid_position, sentence_feat, num_clips, dataset_name):
+    def _reconstruct_sentence(self, video_feat, video_mask, vid_position, sentence_feat, num_clips, dataset_name):  # noqa: ARG002 - the official method's arguments
         if dataset_name == "qvhighlights":
             # Official: each query's keys are its video group's valid rows, all k copies concatenated.
             lengths = [int(m.sum()) for m in torch.split(video_mask, num_clips)]

@@ -640,7 +640,7 @@ class RGNet(nn.Module, GroundingModel):
                     src_vid_motion=video * mask[..., None], src_vid_motion_mask=mask)
 
     @torch.no_grad()
-    def window_scores(self, video: np.ndarray, query: QueryInput, clip_len: float, lengths=None) -> np.ndarray | None:
+    def window_scores(self, video: np.ndarray, query: QueryInput, clip_len: float, lengths=None) -> np.ndarray | None:  # noqa: ARG002 - the contract's signature
         """sigmoid(prob_soft) of each window (B,), the score RGNet ranks windows by; `lengths` (B,) valid frames
         per zero-padded row (None: all L). None without a retrieval token."""
         if not self.config.qddetr:
@@ -662,7 +662,7 @@ class RGNet(nn.Module, GroundingModel):
             decoded.extras["matching"] = matching.cpu().numpy()
         return decoded
 
-    def decode_outputs(self, outputs: dict, video_mask, clip_len: float, durations=None) -> WindowOutput:
+    def decode_outputs(self, outputs: dict, video_mask, clip_len: float, durations=None) -> WindowOutput:  # noqa: ARG002 - the contract's signature
         """Spans (center, width of the valid length) -> seconds from the window's first frame; score = foreground
         probability x window score (the official proposal score; without a window score, the probability)."""
         from .rgnet_inference import proposal_scores

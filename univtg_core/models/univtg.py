@@ -335,7 +335,7 @@ class UniVTG(nn.Module, GroundingModel):
         outputs = self(src_txt=src_txt, src_txt_mask=txt_mask, src_vid=src_vid, src_vid_mask=vid_mask)
         return self.decode_outputs(outputs, vid_mask, clip_len)
 
-    def decode_outputs(self, outputs: dict, video_mask, clip_len: float, durations=None) -> WindowOutput:
+    def decode_outputs(self, outputs: dict, video_mask, clip_len: float, durations=None) -> WindowOutput:  # noqa: ARG002 - the contract's signature
         """Every clip is a candidate: window = (anchor + offsets) * L * clip_len, anchor (i + clip_len/2) / L,
         in float32 as the official demo; score = its foreground probability. UniVTG's training targets are
         fractions of L * clip_len too, so `durations` is not used."""

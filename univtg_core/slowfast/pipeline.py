@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..avfilter import iter_official_frames, open_video
+from ..errors import VIDEO_ACCEPTED as _ACCEPTED
 from ..errors import VideoReadError
 from .network import ALPHA, NUM_FRAMES
 
@@ -41,7 +42,6 @@ CROP_SIZE = 224
 MEAN = 0.45
 STD = 0.225
 
-_ACCEPTED = "Pass a complete video file (mp4, mkv, webm, mov, avi, ...) that plays in a media player."
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import EncoderWeightsError, UnsafeFileError
+from ..hashing import file_sha256
 from .network import SlowFastR50
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def _bn_suffix(code: str) -> str:
 _RULES: list[tuple[re.Pattern, object]] = [
     (re.compile(r"(t_)?conv1_w"), lambda m: f"s1.pathway{_p(m[1])}_stem.conv.weight"),
     (re.compile(rf"(t_)?res_conv1_{_BN}"), lambda m: f"s1.pathway{_p(m[1])}_stem.bn.{_bn_suffix(m[2])}"),
-    (re.compile(r"t_pool1_subsample_w"), lambda m: "s1_fuse.conv_f2s.weight"),
+    (re.compile(r"t_pool1_subsample_w"), lambda _m: "s1_fuse.conv_f2s.weight"),
     (re.compile(rf"t_pool1_subsample_{_BN}"), lambda m: f"s1_fuse.bn.{_bn_suffix(m[1])}"),
     (re.compile(r"t_res(\d+)_\d+_branch2c_bn_subsample_w"), lambda m: f"s{m[1]}_fuse.conv_f2s.weight"),
     (re.compile(rf"t_res(\d+)_\d+_branch2c_bn_subsample_{_BN}"), lambda m: f"s{m[1]}_fuse.bn.{_bn_suffix(m[2])}"),
@@ -344,11 +345,7 @@ def convert_caffe2_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike
 
 def weights_fingerprint(path: str | os.PathLike) -> str:
     """``sha256-`` and the first 16 hex digits of the file's sha256 (what names cached features)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256-" + h.hexdigest()[:16]
+    return "sha256-" + file_sha256(path)[:16]
 
 
 __all__ = [

@@ -2,7 +2,7 @@
 pieces, one recipe per architecture (`recipes/`), converters, CLIP teacher, language-free mode.
 
 Nothing here is imported by `univtg_core` itself; heavy modules load on use. Entry points:
-`python -m univtg_core.train`, `python -m univtg_core.training.convert`, `python -m univtg_core.training.teacher`,
+`python -m univtg_core.training`, `python -m univtg_core.training.convert`, `python -m univtg_core.training.teacher`,
 `python -m univtg_core.training.extract`.
 """
 

@@ -502,7 +502,7 @@ def prepare_batch(batch: dict, device: torch.device,
     return inputs, targets
 
 
-def seed_worker(worker_id: int) -> None:
+def seed_worker(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's worker_init_fn signature
     """DataLoader worker seeding for numpy (torch and random are seeded by the DataLoader itself)."""
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)

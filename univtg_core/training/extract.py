@@ -33,10 +33,12 @@ logger = logging.getLogger("univtg_core.training.extract")
 
 
 
-def _load_encoder(model_name: str, weights: str, device: str | None):
+def _load_encoder(model_name: str, weights: str, device: str | None, batch_size: int = 32):
     from ..encoders import load_clip_encoder
 
-    return load_clip_encoder(model_name=model_name, weights=weights, device=device)
+    encoder = load_clip_encoder(model_name=model_name, weights=weights, device=device)
+    encoder.batch_size = int(batch_size)  # frames per forward pass (--batch_size)
+    return encoder
 
 
 def _probe_duration(path: Path) -> float:
@@ -90,7 +92,7 @@ def extract(videos_dir: str | Path, out: str | Path, queries: str | Path | None 
     my_queries = [r for r in shard(records, rank, world_size) if texts_store.get(str(r["qid"])) is None]
     counts = {"videos": 0, "skipped": len(mine) - len(todo), "failed": [], "queries": 0}
     if todo or my_queries:
-        encoder = _load_encoder(model_name, weights, device)
+        encoder = _load_encoder(model_name, weights, device, batch_size)
         fingerprint = str(getattr(encoder, "fingerprint", weights))
         if rank == 0:
             _check_info(out, {"model": model_name, "fingerprint": fingerprint, "clip_length": clip_len})
@@ -150,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clip-model", default="ViT-B-32")
     parser.add_argument("--clip-weights", default="openai", help="openai, random or a checkpoint path")
     parser.add_argument("--clip_length", "--clip-length", type=float, default=2.0, help="seconds per clip")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="frames per CLIP forward pass (default 32)")
     parser.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK when available")
     args = parser.parse_args(argv)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))

@@ -36,7 +36,7 @@ def _str2none(value: str) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m univtg_core.train",
+        prog="python -m univtg_core.training",
         description="Train UniVTG on QVHighlights-style jsonl annotations with pre-extracted features.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

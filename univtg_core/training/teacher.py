@@ -9,7 +9,7 @@ Per concept:
 
 Output: `<out>/teacher.jsonl` in the trainer's jsonl layout (each line names `t_feat_dir: concepts`) and
 `<out>/concepts/<i>.npz` with the concept's `last_hidden_state` tokens and `pooler_output`, so
-`python -m univtg_core.train --train_path <out>/teacher.jsonl ...` trains on it directly.
+`python -m univtg_core.training --train_path <out>/teacher.jsonl ...` trains on it directly.
 
 CLI: `python -m univtg_core.training.teacher --v_feat_dir DIR --concepts concepts.txt --out DIR`
 (concepts encoded with our CLIP encoder, `--clip-weights`), or `--concept_feat_dir DIR` with features

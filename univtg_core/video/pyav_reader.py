@@ -321,14 +321,8 @@ class PyAVReader(Reader):
         sought_at = -1  # k when the last seek was made
 
         while k < n:
-            origin = start_at[k] if may_seek else None
-            if origin is not None:
-                try:
-                    self._container.seek(origin, stream=self._stream, backward=True)
-                except av.error.FFmpegError:
-                    may_seek, origin = False, None
-            if origin is None:
-                self._rewind()
+            origin = self._go_to(start_at[k] if may_seek else None)
+            may_seek = may_seek and origin is not None
             sought_at = k
             c, s = self._container, self._stream
             cc = s.codec_context
@@ -377,6 +371,18 @@ class PyAVReader(Reader):
                 while k < n:  # the stream ended before these (truncated file)
                     yield wanted[k], self._substitute(wanted[k], last, None, tb)
                     k += 1
+
+    def _go_to(self, origin: int | None) -> int | None:
+        """Seek back to the keyframe at pts ``origin``, or rewind to the start when ``origin`` is None or the
+        demuxer cannot seek; the origin the decode starts from (None: the start)."""
+        if origin is not None:
+            try:
+                self._container.seek(origin, stream=self._stream, backward=True)
+                return origin
+            except av.error.FFmpegError:
+                pass
+        self._rewind()
+        return None
 
     def _decode_counting(self, wanted: list[int]) -> Iterator[tuple[int, object]]:
         """Decode from the start, every frame: the n-th frame out of the decoder has the n-th timestamp.

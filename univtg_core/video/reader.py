@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import VIDEO_ACCEPTED as ACCEPTED
 from ..errors import StillImageError, VideoReadError
 from .sampling import clip_frame_indices, time_ticks
 
-ACCEPTED = "Pass a complete video file (mp4, mkv, webm, mov, avi, ...) that plays in a media player."
 # What a folder scan takes for a video (the CLI's `index FOLDER`, feature extraction); lower case.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts"})
 IMAGE_QUERY = ("To find what it shows in a video, give it as the example-image query (--query-image, or the "

@@ -57,7 +57,8 @@ def iter_clip_frames(
     *,
     start_clip: int = 0,
 ) -> Iterator[np.ndarray]:
-    """Yield uint8 RGB batches ``(B, size, size, 3)``: one frame per clip, in clip order, from ``start_clip`` on.
+    """Yield uint8 RGB batches ``(B, size, size, 3)``: one frame per clip, in clip order, from ``start_clip``
+    on (a resumed index decodes nothing before it).
 
     The frames are those of UniVTG's extractor: for clip ``k`` the last frame before ``(k + ½) · clip_len``
     on the file's timeline, turned upright, scaled so that its short side is ``size`` and centre-cropped by
@@ -65,8 +66,7 @@ def iter_clip_frames(
     finished batches ahead of the caller, so it overlaps the caller's encoding and memory stays flat however
     long the video is. The file is checked before this returns (VideoReadError; `VideoTooShortError` for a
     video shorter than one clip); errors met while decoding are raised in the caller's thread. Closing the
-    iterator early (``break``, an exception in the caller, ``.close()``) stops the thread. A resumed index
-    passes ``start_clip``: nothing before that clip's frame is converted.
+    iterator early (``break``, an exception in the caller, ``.close()``) stops the thread.
     """
     if size < 1 or batch_size < 1:
         raise ValueError(f"size and batch_size must be >= 1; got size={size!r}, batch_size={batch_size!r}")
@@ -85,7 +85,7 @@ def iter_clip_frames(
 
 def _decode_batches(path: str, backend: str, n_clips: int, clip_len: float, size: int, batch_size: int,
                     stop: threading.Event, start_clip: int = 0) -> Iterator[np.ndarray]:
-    """The clip frames from ``start_clip`` on, in batches; stops soon after ``stop`` is set."""
+    """The frames of clips ``start_clip..n_clips - 1`` in batches; stops soon after ``stop`` is set."""
     with open_reader(path, backend) as reader:
         idx = reader.clip_indices(n_clips, clip_len)[start_clip:]
         n_clips = len(idx)

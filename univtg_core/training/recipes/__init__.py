@@ -59,7 +59,7 @@ def plain_options(opt: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(**{k: plain(v) for k, v in vars(opt).items()})
 
 
-def raw_saliency(decoded: Any, opt: argparse.Namespace) -> np.ndarray:
+def raw_saliency(decoded: Any, opt: argparse.Namespace) -> np.ndarray:  # noqa: ARG001 - the recipe hook's signature
     return decoded.saliency
 
 
@@ -82,4 +82,4 @@ class TrainingRecipe:
     # with pseudo-queries. None: the architecture cannot train language-free.
     query_arguments: tuple[str, str] | None = None
     # Whether some parameters get no gradient for these options (DistributedDataParallel must know).
-    unused_parameters: Callable[[argparse.Namespace], bool] = lambda opt: True
+    unused_parameters: Callable[[argparse.Namespace], bool] = lambda _opt: True
