@@ -167,7 +167,7 @@ def build_demo(
                 with gr.Tabs():
                     with gr.Tab("Saliency curve"):
                         plot.render()
-                    with gr.Tab("Interactive curve (drag a range to play it)"):
+                    with gr.Tab("Interactive curve"):  # its axis title says: drag a range to play it
                         curve.render()
                 gr.Markdown("**Highlight and summary points** (choose one to play it)", elem_id="points-title")
                 gallery.render()

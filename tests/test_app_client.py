@@ -28,6 +28,8 @@ from app_server import (
     upload,
 )
 
+from univtg_core import format_length
+
 pytest.importorskip("gradio_client")
 
 
@@ -99,7 +101,8 @@ def test_bad_input_is_one_clear_error_and_the_server_keeps_serving(client, serve
         ((handle_file(str(inputs["broken"])), "", handle_file(str(inputs["cyan"]))), "could not be read"),
         ((None, "a cyan screen", None), "No video"),
         ((handle_file(str(inputs["video"])), "   ", None), "query is empty"),
-        ((handle_file(str(inputs["long"])), "", handle_file(str(inputs["cyan"]))), f"limit here is {MAX_DURATION}"),
+        ((handle_file(str(inputs["long"])), "", handle_file(str(inputs["cyan"]))),
+         f"limit here is {format_length(MAX_DURATION)}"),
         ((handle_file(str(inputs["video"])), "", handle_file(str(inputs["broken"]))), "is not an image"),
         ((handle_file(str(inputs["video"])), "x" * 301, None), "has 301 characters; shorten it to at most 300"),
     ]

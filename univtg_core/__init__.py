@@ -42,6 +42,7 @@ __all__ = [
     "curve_view",
     "browser_playable",
     "cut_clip",
+    "format_bytes",
     "format_length",
     "format_score",
     "format_span",
@@ -82,6 +83,7 @@ _LAZY = {
     "write_summary_video": "media",
     "format_time": "formatting",
     "format_score": "formatting",
+    "format_bytes": "formatting",
     "format_length": "formatting",
     "format_span": "formatting",
     # long videos: the feature store, the curve sized for a screen, a zoomed range, the time an index has left

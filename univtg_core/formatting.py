@@ -2,7 +2,7 @@
 captions and curve axis, the JSON's readable fields), so the same value never reads two ways.
 
 Times on a player's clock (`format_time`, `format_span`), scores (`format_score`), lengths of a moment, a
-video or a wait (`format_length`).
+video or a wait (`format_length`), sizes of files (`format_bytes`).
 """
 
 from __future__ import annotations
@@ -62,3 +62,12 @@ def format_length(seconds: float) -> str:
     if h:
         return f"{h} h {m:02d} min"
     return f"{m} min {s:02d} s"
+
+
+def format_bytes(size: float) -> str:
+    """A file's size in the decimal units the size flags take: ``4.2 MB``, ``1.5 GB``, ``512 bytes``."""
+    size = float(size)
+    for unit, factor in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{int(size)} bytes"
