@@ -445,19 +445,24 @@ def shown_result(prediction: Any, shown: Sequence[ShownMoment], *, nested: str, 
     return result
 
 
-def status_line(label: str, kind: str, n_moments: int, n_folded: int, info: dict, query_seconds: float,
+def status_line(label: str, kind: str, n_moments: int, n_folded: int, info: dict | None, query_seconds: float,
                 mode: str) -> str:
-    """The line above the results: the query that ran, what came back, how long indexing and the query took."""
-    clips = f"{info['n_clips']} clips, {format_length(info['duration'])} of video"
-    if info["from_cache"]:
-        indexed = f"cached features ({clips}) loaded in {format_length(info['seconds'])}"
+    """The line above the results: the query that ran, what came back, how long indexing and the query took.
+
+    `info` None: an example's answer kept from its first run, whose timings say nothing about this one."""
+    if info is None:
+        timings = "the example's stored answer"
     else:
-        indexed = f"indexed {clips} in {format_length(info['seconds'])}"
+        clips = f"{info['n_clips']} clips, {format_length(info['duration'])} of video"
+        if info["from_cache"]:
+            timings = f"cached features ({clips}) loaded in {format_length(info['seconds'])}"
+        else:
+            timings = f"indexed {clips} in {format_length(info['seconds'])}"
+        timings += f" · query {query_seconds * 1000:.0f} ms"
     moments = f"{n_moments} moment" + ("" if n_moments == 1 else "s")
     if n_folded:
         moments += f" ({n_folded} nested one{'' if n_folded == 1 else 's'} folded)"
-    return (f"**Query ({kind}):** {label} · {moments} · {indexed} · query {query_seconds * 1000:.0f} ms"
-            f" · mode: {mode}")
+    return f"**Query ({kind}):** {label} · {moments} · {timings} · mode: {mode}"
 
 
 def progress_text(done: int, total: int, elapsed: float) -> str:

@@ -198,8 +198,9 @@ def build_demo(
         cued = dict(outputs=[player, segment, plot, summary_note], show_progress="hidden", **ui_only)
         event.success(queries.cue_top, inputs=[result_json, session_state], **cued).then(**player_js)
         if example_block is not None and example_block.cache_event is not None:
-            example_block.cache_event.then(queries.cue_example, inputs=[video, result_json, session_state],
-                                           **{**cued, "outputs": [*cued["outputs"], curve]}).then(**player_js)
+            example_block.cache_event.then(queries.cue_example,
+                                           inputs=[video, text, image, result_json, session_state],
+                                           **{**cued, "outputs": [*cued["outputs"], curve, status]}).then(**player_js)
         picked = dict(outputs=[player, segment, plot], show_progress="hidden", **ui_only)
         for source, pick in ((table, queries.pick_row), (gallery, queries.pick_point),
                              (curve, queries.pick_range)):

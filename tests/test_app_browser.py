@@ -267,6 +267,10 @@ def test_the_page_at_two_widths(browser, server, tmp_path):
                                " return v && v.currentSrc.includes('colour-blocks'); })()", timeout=120_000)
         page.wait_for_function("document.querySelector('#status').innerText.includes('Query (image)')",
                                timeout=120_000)
+        # ... said as the example's stored answer, without the timings of the run that stored it.
+        page.wait_for_function("document.querySelector('#status').innerText.includes('stored answer')",
+                               timeout=30_000)
+        assert " ms " not in page.inner_text("#status")
         top = seconds(table_rows(page)[0][1])
         assert top == 10.0
         wait_player_at(page, top)

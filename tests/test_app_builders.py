@@ -291,6 +291,18 @@ def test_the_query_that_ran_is_said_in_words():
                     "in 8.5 s · query 12 ms · mode: zero-shot")
 
 
+def test_an_examples_stored_answer_does_not_claim_timings():
+    """A cached example answers at once: its status names the query and what came back, never the indexing and
+    query times of the run that stored it."""
+    from app.handlers import example_status
+
+    result = {"pred_relevant_windows": [[10.0, 20.0, 0.7]], "folded_windows": [[12.0, 14.0, 0.5, 1]],
+              "query_kind": "text + image", "mode": "zero-shot"}
+    line = example_status(result, "  a red screen ", "/cache/9f3/cyan.png")
+    assert line == ("**Query (text + image):** “a red screen” + image cyan.png · 1 moment (1 nested one folded) · "
+                    "the example's stored answer · mode: zero-shot")
+
+
 def test_log_summary_is_bounded_and_escaped():
     assert builders.log_summary("a dog") == "'a dog'"
     long = builders.log_summary("x" * 100_000)
