@@ -5,8 +5,8 @@ Nothing here imports gradio or touches the model, so every builder is unit-teste
 saliency, clip_len, duration, highlight, summary).
 
 One format per kind of number, used by every builder (table, curve axis, captions, the JSON's readable
-fields): times by `univtg_core.format_time` (as the CLI prints them), scores by `format_score` (the CLI's
-four decimals, the JSON's rounding), lengths by `format_length`.
+fields) and by the CLI: `univtg_core.formatting` (times `format_time` / `format_span`, scores
+`format_score`, lengths `format_length`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from univtg_core import format_time
+# Every kind of number in one place, the CLI's too; the handlers and the layout use them as builders.format_*.
+from univtg_core import format_length, format_score, format_span, format_time  # noqa: F401
 
 TABLE_HEADERS = ["#", "Start", "End", "Length", "Score", "Preview"]
 TABLE_DATATYPES = ["number", "str", "str", "str", "str", "markdown"]
-SCORE_DECIMALS = 4  # the CLI prints scores with 4 decimals and the core's JSON rounds them to 4
 # What `fold_nested` may do with a moment nested in a better one: fold it under it, drop it, or keep it.
 NESTED_MODES = ("fold", "drop", "keep")
 # Tick steps in seconds: round numbers a reader expects on a time axis.
@@ -42,34 +42,6 @@ class _MomentLike(Protocol):
     start: float
     end: float
     score: float
-
-
-# --------------------------------------------------------------------------------------------------------
-# Numbers
-
-
-def format_score(score: float) -> str:
-    """A score as every front end shows it: four decimals ('0.7312'), '–' when it is not a number."""
-    score = float(score)
-    return f"{score:.{SCORE_DECIMALS}f}" if math.isfinite(score) else "–"
-
-
-def format_length(seconds: float) -> str:
-    """A length (of a moment, a video, a wait): '6.0 s' under a minute, '2 min 05 s', '1 h 02 min'."""
-    seconds = max(0.0, float(seconds)) if math.isfinite(seconds) else 0.0
-    if seconds < 59.95:
-        return f"{seconds:.1f} s"
-    total = int(round(seconds))
-    h, rest = divmod(total, 3600)
-    m, s = divmod(rest, 60)
-    if h:
-        return f"{h} h {m:02d} min"
-    return f"{m} min {s:02d} s"
-
-
-def format_span(start: float, end: float, duration: float) -> str:
-    """'00:04–00:06': a moment's two times, in the format of the video they belong to."""
-    return f"{format_time(start, duration=duration)}–{format_time(end, duration=duration)}"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -473,19 +445,24 @@ def shown_result(prediction: Any, shown: Sequence[ShownMoment], *, nested: str, 
     return result
 
 
-def status_line(label: str, kind: str, n_moments: int, n_folded: int, info: dict, query_seconds: float,
+def status_line(label: str, kind: str, n_moments: int, n_folded: int, info: dict | None, query_seconds: float,
                 mode: str) -> str:
-    """The line above the results: the query that ran, what came back, how long indexing and the query took."""
-    clips = f"{info['n_clips']} clips, {format_length(info['duration'])} of video"
-    if info["from_cache"]:
-        indexed = f"cached features ({clips}) loaded in {format_length(info['seconds'])}"
+    """The line above the results: the query that ran, what came back, how long indexing and the query took.
+
+    `info` None: an example's answer kept from its first run, whose timings say nothing about this one."""
+    if info is None:
+        timings = "the example's stored answer"
     else:
-        indexed = f"indexed {clips} in {format_length(info['seconds'])}"
+        clips = f"{info['n_clips']} clips, {format_length(info['duration'])} of video"
+        if info["from_cache"]:
+            timings = f"cached features ({clips}) loaded in {format_length(info['seconds'])}"
+        else:
+            timings = f"indexed {clips} in {format_length(info['seconds'])}"
+        timings += f" · query {query_seconds * 1000:.0f} ms"
     moments = f"{n_moments} moment" + ("" if n_moments == 1 else "s")
     if n_folded:
         moments += f" ({n_folded} nested one{'' if n_folded == 1 else 's'} folded)"
-    return (f"**Query ({kind}):** {label} · {moments} · {indexed} · query {query_seconds * 1000:.0f} ms"
-            f" · mode: {mode}")
+    return f"**Query ({kind}):** {label} · {moments} · {timings} · mode: {mode}"
 
 
 def progress_text(done: int, total: int, elapsed: float) -> str:

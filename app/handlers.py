@@ -250,17 +250,19 @@ class QueryHandler:
             return gr.skip(), gr.skip(), gr.skip(), label
         return (*self._cue(result, top[0][0], top[0][1], self._session(session, request), play=False), label)
 
-    def cue_example(self, video, result: dict | None, session=None, request: gr.Request = None):
-        """An example was chosen: show its video in the player at the top moment, and its interactive curve."""
+    def cue_example(self, video, text, image, result: dict | None, session=None, request: gr.Request = None):
+        """An example was chosen: show its video in the player at the top moment, its interactive curve, and
+        a status line without the timings of the stored answer's first run."""
         session = self._session(session, request)
         top = _windows(result)[:1]
         player_video = self.playable(video, session) if video else None
         label = summary_note(result)
         curve = pd.DataFrame(builders.curve_points(result_view(result))) if result else None
+        status = example_status(result, text, image)
         if not top or not player_video:
-            return gr.Video(value=player_video), gr.skip(), gr.skip(), label, curve
+            return gr.Video(value=player_video), gr.skip(), gr.skip(), label, curve, status
         _position, segment, plot = self._cue(result, top[0][0], top[0][1], session, play=False)
-        return gr.Video(value=player_video, playback_position=segment[0]), segment, plot, label, curve
+        return gr.Video(value=player_video, playback_position=segment[0]), segment, plot, label, curve, status
 
     def pick_row(self, result: dict | None, session=None, evt: gr.SelectData = None, request: gr.Request = None):
         windows = _windows(result)
@@ -358,6 +360,17 @@ def _summary_video(video: str, prediction: Any, summary: tuple[float, ...], sess
         logger.warning("summary clip failed: %s", exc)
         gr.Warning("The summary video could not be made; the other results are complete.")
         return None
+
+
+def example_status(result: dict | None, text: str | None, image: str | None) -> Any:
+    """The status line of an example's stored answer: the query it ran, what came back (not when)."""
+    if not result:
+        return gr.skip()
+    text = (text or "").strip()
+    return builders.status_line(builders.query_label(text, Path(image).name if image else None),
+                                result.get("query_kind") or builders.query_kind(text, image),
+                                len(_windows(result)), len(result.get("folded_windows") or []), None, 0.0,
+                                str(result.get("mode") or ""))
 
 
 def summary_note(result: dict | None) -> str:

@@ -5,8 +5,8 @@ by every user; what belongs to one browser session (its output folder) lives in 
 do is in `app.handlers`, the page's CSS and player script in `app/static/` (read by `app.assets`).
 
 The one public endpoint is `/predict` (video, text="", image=None) -> predictions, moments, saliency_curve,
-points, summary_video, downloads, status, saliency_per_clip (the output components' labels say so); every
-other event is private (UI only).
+highlight_and_summary_points, summary_video, downloads, status, saliency_per_clip (`view_api()` derives these
+names from the output components' labels); every other event is private (UI only).
 """
 
 from __future__ import annotations
@@ -93,13 +93,16 @@ def build_demo(
         _banners(grounder)
 
         # Results first (not yet placed) so the examples in the left column can name them as outputs. Their
-        # labels are the names `view_api()` gives the endpoint's outputs.
-        status = gr.Markdown("", label="Status: the query that ran, moments found, timings", elem_id="status",
+        # labels are the names `view_api()` gives the endpoint's outputs (lower-cased, spaces as `_`: README's
+        # gradio_client example unpacks them by these names), so they stay short; what the page says about
+        # each is in the headings placed with them.
+        status = gr.Markdown("", label="Status", elem_id="status",
                              render=False)
         table = gr.Dataframe(
             headers=builders.TABLE_HEADERS,
             datatype=builders.TABLE_DATATYPES,
-            label="Moments (each event once; choose a row to play it)",
+            label="Moments",
+            show_label=False,
             interactive=False,
             wrap=True,
             max_height=360,
@@ -107,7 +110,7 @@ def build_demo(
             column_widths=["7%", "16%", "16%", "17%", "16%", "28%"],
             render=False,
         )
-        plot = gr.Image(label="Saliency curve: the whole video and a zoom on the playing moment", show_label=False,
+        plot = gr.Image(label="Saliency curve", show_label=False,
                         type="filepath", interactive=False, elem_id="saliency", buttons=["download", "fullscreen"],
                         render=False)
         curve = gr.LinePlot(x="time", y="saliency", x_title="drag a range to play it (times: see the curve tab)",
@@ -119,9 +122,9 @@ def build_demo(
         summary_video = gr.Video(label="Summary video", show_label=False, interactive=False,
                                  elem_id="summary-video", height=240, render=False)
         summary_note = gr.Markdown("", elem_id="summary-caption", render=False)  # UI only: points, length
-        downloads = gr.File(label="Downloads: predictions (JSON), top moment (mp4), summary (mp4)",
+        downloads = gr.File(label="Downloads",
                             file_count="multiple", interactive=False, elem_id="downloads", render=False)
-        result_json = gr.JSON(label="Predictions (JSON)", elem_id="result-json", render=False)
+        result_json = gr.JSON(label="Predictions", elem_id="result-json", render=False)
         data_outputs = [result_json, table, plot, gallery, summary_video, downloads, status, curve]
 
         with gr.Row(equal_height=False, elem_id="columns"):
@@ -159,11 +162,12 @@ def build_demo(
                     )
             with gr.Column(scale=7, min_width=340):
                 status.render()
+                gr.Markdown("**Moments** (each event once; choose a row to play it)", elem_id="moments-title")
                 table.render()
                 with gr.Tabs():
                     with gr.Tab("Saliency curve"):
                         plot.render()
-                    with gr.Tab("Interactive curve (drag a range to play it)"):
+                    with gr.Tab("Interactive curve"):  # its axis title says: drag a range to play it
                         curve.render()
                 gr.Markdown("**Highlight and summary points** (choose one to play it)", elem_id="points-title")
                 gallery.render()
@@ -194,8 +198,9 @@ def build_demo(
         cued = dict(outputs=[player, segment, plot, summary_note], show_progress="hidden", **ui_only)
         event.success(queries.cue_top, inputs=[result_json, session_state], **cued).then(**player_js)
         if example_block is not None and example_block.cache_event is not None:
-            example_block.cache_event.then(queries.cue_example, inputs=[video, result_json, session_state],
-                                           **{**cued, "outputs": [*cued["outputs"], curve]}).then(**player_js)
+            example_block.cache_event.then(queries.cue_example,
+                                           inputs=[video, text, image, result_json, session_state],
+                                           **{**cued, "outputs": [*cued["outputs"], curve, status]}).then(**player_js)
         picked = dict(outputs=[player, segment, plot], show_progress="hidden", **ui_only)
         for source, pick in ((table, queries.pick_row), (gallery, queries.pick_point),
                              (curve, queries.pick_range)):

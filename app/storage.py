@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from univtg_core import format_bytes  # noqa: F401  # sizes in messages; serving.py takes it from here
+
 logger = logging.getLogger(__name__)
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
@@ -41,15 +43,6 @@ def parse_size(text: str | int | float | None) -> int | None:
         raise ValueError(f"not a size: {text!r}; write e.g. 200mb, 1.5gb or 0 for no limit")
     value = int(float(match.group(1)) * _UNITS[match.group(2)])
     return value if value > 0 else None
-
-
-def format_bytes(size: int | float) -> str:
-    """'4.2 MB', '1.5 GB': sizes in messages, in the units the flags take."""
-    size = float(size)
-    for unit, factor in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
-        if size >= factor:
-            return f"{size / factor:.1f} {unit}"
-    return f"{int(size)} bytes"
 
 
 class BudgetExceeded(Exception):

@@ -126,18 +126,20 @@ def as_dict(value) -> dict:
     return json.loads(value) if isinstance(value, str) else value
 
 
-# The names `view_api()` gives /predict's inputs and outputs (README's gradio_client example uses them).
+# The names `view_api()` gives /predict's inputs (name, label, optional?) and outputs (as it prints them, from
+# the output components' labels); README's gradio_client example unpacks the outputs by these names.
 PREDICT_INPUTS = [("video", "Video", False), ("text", "Text query", True), ("image", "Example image (optional)", True)]
-PREDICT_OUTPUTS = [
-    "Predictions (JSON)",
-    "Moments (each event once; choose a row to play it)",
-    "Saliency curve: the whole video and a zoom on the playing moment",
-    "Highlight and summary points",
-    "Summary video",
-    "Downloads: predictions (JSON), top moment (mp4), summary (mp4)",
-    "Status: the query that ran, moments found, timings",
-    "Saliency per clip",
-]
+PREDICT_OUTPUTS = ["predictions", "moments", "saliency_curve", "highlight_and_summary_points", "summary_video",
+                   "downloads", "status", "saliency_per_clip"]
+
+
+def output_names(api_info: dict, endpoint: str = "/predict") -> list[str]:
+    """An endpoint's outputs by the names `Client.view_api()` prints (its own rule, applied to the labels)."""
+    from gradio_client.utils import sanitize_parameter_names
+
+    return [sanitize_parameter_names(r["label"]) for r in api_info["named_endpoints"][endpoint]["returns"]]
+
+
 # The shared server: short videos only, small uploads, a small per-client budget, clients told apart by the
 # X-Forwarded-For the tests send.
 SERVER_FLAGS = ("--max-duration", str(MAX_DURATION), "--max-file-size", "1mb", "--client-budget", "2mb",

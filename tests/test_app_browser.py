@@ -14,7 +14,7 @@ import re
 import shutil
 
 import pytest
-from app_server import CYAN, PREDICT_OUTPUTS, make_inputs
+from app_server import CYAN, PREDICT_OUTPUTS, make_inputs, output_names
 from conftest import artifact_dir, chromium_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -80,7 +80,8 @@ def table_rows(page) -> list[list[str]]:
 
 def layout_problems(page, width: int) -> list[str]:
     """What breaks the layout at this width: words split across lines in the table, tiles under a label,
-    remove buttons on read-only downloads, a page wider than the screen."""
+    remove buttons on read-only downloads, a page wider than the screen, a tab hidden in an overflow menu,
+    the curve shrunk until its labels cannot be read (on a phone it scrolls sideways instead)."""
     return page.evaluate(
         """(width) => {
           const problems = [];
@@ -108,10 +109,36 @@ def layout_problems(page, width: int) -> list[str]:
               problems.push('the gallery label covers a tile');
           }
           if (document.documentElement.scrollWidth > width + 1) problems.push('page wider than the screen');
+          const tabs = Array.from(document.querySelectorAll('[role=tab]')).filter(visible)
+            .map(t => t.textContent.trim());
+          if (tabs.length !== 2) problems.push('tabs hidden in a menu: ' + tabs.join(' | '));
+          const curve = document.querySelector('#saliency img');
+          if (curve && curve.getBoundingClientRect().width < 600) problems.push('the curve shrunk to ' +
+            Math.round(curve.getBoundingClientRect().width) + ' px: its labels cannot be read');
+          const frame = document.querySelector('#saliency .image-container');
+          if (curve && frame && frame.scrollWidth > frame.clientWidth + 1 &&
+              !['auto', 'scroll'].includes(getComputedStyle(frame).overflowX)) problems.push('the curve is cut off');
           return problems;
         }""",
         width,
     )
+
+
+def curve_src(page) -> str:
+    return page.eval_on_selector("#saliency img", "i => i.src")
+
+
+def wait_curve_redrawn(page, before: str) -> None:
+    """The saliency curve was drawn again (a choice marks what plays on it)."""
+    page.wait_for_function("src => { const i = document.querySelector('#saliency img');"
+                           " return i && i.src !== src && i.complete && i.naturalWidth > 300; }",
+                           arg=before, timeout=30_000)
+
+
+def playing_row(page) -> int | None:
+    """The table row the player script highlights (None: none)."""
+    found = re.search(r'data-index="(\d+)"', page.eval_on_selector("#univtg-playing-row", "s => s.textContent"))
+    return int(found.group(1)) if found else None
 
 
 def shot(page, tmp_path, name: str) -> None:
@@ -178,29 +205,38 @@ def test_the_page_at_two_widths(browser, server, tmp_path):
 
         # The answer cues the player at the top moment and highlights its row.
         wait_player_at(page, OUTER[0])
-        assert 'data-index="0"' in page.eval_on_selector("#univtg-playing-row", "s => s.textContent")
+        assert playing_row(page) == 0
 
         # A table row plays its moment from its start.
         park_player(page, 2.0)
+        before = curve_src(page)
         page.locator('#moments [data-testid="cell-0-2"]').click()
         wait_player_at(page, OUTER[0])
+        wait_curve_redrawn(page, before)
         page.wait_for_function(
             f"(() => {{ const v = document.querySelector('#player video');"
             f" return v && !v.paused && v.currentTime > {OUTER[0] + 0.3}; }})()", timeout=20_000)
 
-        # A gallery tile (a summary point) plays the clip around it.
+        # A gallery tile (a summary point) plays the clip around it; the curve is re-drawn with it marked and
+        # the row holding it is highlighted.
         tiles = page.locator("#points .thumbnail-item")
         caption = tiles.nth(1).inner_text()
         point = seconds(caption.split("·")[-1])
         park_player(page, 29.0)
+        before = curve_src(page)
         tiles.nth(1).click()
         wait_player_at(page, max(0.0, point - 1.0))
+        wait_curve_redrawn(page, before)
+        assert playing_row(page) == (0 if OUTER[0] <= point <= OUTER[1] else None)
 
-        # A range dragged on the interactive curve plays from its start.
+        # A range dragged on the interactive curve plays from its start; outside every moment, no row is lit.
         page.get_by_role("tab", name=re.compile("Interactive curve")).click()
         park_player(page, 0.0)
-        drag_on_curve(page, 20.0, 26.0, first_time=1.0, last_time=29.0)
-        wait_player_at(page, 20.0, tolerance=0.8)
+        before = curve_src(page)
+        drag_on_curve(page, 25.0, 29.0, first_time=1.0, last_time=29.0)
+        wait_player_at(page, 25.0, tolerance=0.8)
+        wait_curve_redrawn(page, before)
+        assert playing_row(page) is None
         page.get_by_role("tab", name="Saliency curve").click()
 
         # The summary is watchable in the page, with how many points and how long.
@@ -231,6 +267,10 @@ def test_the_page_at_two_widths(browser, server, tmp_path):
                                " return v && v.currentSrc.includes('colour-blocks'); })()", timeout=120_000)
         page.wait_for_function("document.querySelector('#status').innerText.includes('Query (image)')",
                                timeout=120_000)
+        # ... said as the example's stored answer, without the timings of the run that stored it.
+        page.wait_for_function("document.querySelector('#status').innerText.includes('stored answer')",
+                               timeout=30_000)
+        assert " ms " not in page.inner_text("#status")
         top = seconds(table_rows(page)[0][1])
         assert top == 10.0
         wait_player_at(page, top)
@@ -264,4 +304,4 @@ def test_the_api_page_names_every_output(server):
     from gradio_client import Client
 
     info = Client(server.url, verbose=False).view_api(print_info=False, return_format="dict")
-    assert [r["label"] for r in info["named_endpoints"]["/predict"]["returns"]] == PREDICT_OUTPUTS
+    assert output_names(info) == PREDICT_OUTPUTS

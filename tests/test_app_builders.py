@@ -41,19 +41,6 @@ def test_times_use_the_core_format_with_hours_for_long_videos():
     assert builders.gallery_points(20.5, (), duration=30.0) == [(20.5, "★ Highlight · 00:21")]  # halves up
 
 
-def test_one_format_for_scores_and_lengths():
-    assert [builders.format_score(s) for s in (0.7, 0.514, 0.73, 1, float("nan"))] == \
-        ["0.7000", "0.5140", "0.7300", "1.0000", "–"]
-    assert builders.format_length(0.42) == "0.4 s"
-    assert builders.format_length(10) == "10.0 s"  # not "10 s" next to "6.0 s"
-    assert builders.format_length(6) == "6.0 s"
-    assert builders.format_length(59.96) == "1 min 00 s"  # never "60.0 s"
-    assert builders.format_length(125) == "2 min 05 s"
-    assert builders.format_length(600) == "10 min 00 s"
-    assert builders.format_length(3720) == "1 h 02 min"
-    assert builders.format_length(-3) == "0.0 s"
-
-
 def test_the_cli_prints_scores_as_the_page_does():
     from univtg_core.cli import _print_prediction
 
@@ -302,6 +289,18 @@ def test_the_query_that_ran_is_said_in_words():
                                                      "seconds": 8.5}, 0.0123, "zero-shot")
     assert line == ("**Query (text):** “a” · 2 moments (3 nested ones folded) · indexed 15 clips, 30.0 s of video "
                     "in 8.5 s · query 12 ms · mode: zero-shot")
+
+
+def test_an_examples_stored_answer_does_not_claim_timings():
+    """A cached example answers at once: its status names the query and what came back, never the indexing and
+    query times of the run that stored it."""
+    from app.handlers import example_status
+
+    result = {"pred_relevant_windows": [[10.0, 20.0, 0.7]], "folded_windows": [[12.0, 14.0, 0.5, 1]],
+              "query_kind": "text + image", "mode": "zero-shot"}
+    line = example_status(result, "  a red screen ", "/cache/9f3/cyan.png")
+    assert line == ("**Query (text + image):** “a red screen” + image cyan.png · 1 moment (1 nested one folded) · "
+                    "the example's stored answer · mode: zero-shot")
 
 
 def test_log_summary_is_bounded_and_escaped():

@@ -59,3 +59,33 @@ def test_static_files_are_read_by_load_assets():
     assert "#banner-random" in assets.css and "#points" in assets.css
     code = [line for line in assets.play_segment_js.splitlines() if not line.startswith("//")]
     assert code[0].startswith("(segment) =>") and "#player video" in assets.play_segment_js
+
+
+def _readme_example_outputs() -> tuple[list[str], str]:
+    """The names README's gradio_client example unpacks /predict's outputs into, and its view_api() comment."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "client.predict(" in b)
+    unpacked = re.search(r"\(([^()]*?)\)\s*=\s*client\.predict\(", block, flags=re.S).group(1)
+    comment = re.search(r"client\.view_api\(\)\s*#\s*(.*)", block).group(1)
+    return [name.strip() for name in unpacked.split(",")], comment
+
+
+def test_the_api_names_every_input_and_output_as_readme_does():
+    """The page built around a stand-in grounder (no model, no server): /predict's inputs, whether each is
+    optional, and its outputs as `view_api()` names them, which README's gradio_client example uses."""
+    from types import SimpleNamespace
+
+    from app_server import PREDICT_INPUTS, PREDICT_OUTPUTS, output_names
+
+    from app.layout import build_demo
+
+    grounder = SimpleNamespace(encoder=SimpleNamespace(is_random=True), mode="zero-shot", clip_len=2.0)
+    info = build_demo(grounder).get_api_info()
+    assert list(info["named_endpoints"]) == ["/predict"]  # UI events (player, picks, uploads) stay private
+    params = info["named_endpoints"]["/predict"]["parameters"]
+    assert [(p["parameter_name"], p["label"], p["parameter_has_default"]) for p in params] == PREDICT_INPUTS
+    assert [p.get("parameter_default") for p in params[1:]] == ["", None]
+    assert output_names(info) == PREDICT_OUTPUTS
+    unpacked, comment = _readme_example_outputs()
+    assert unpacked == PREDICT_OUTPUTS
+    assert comment.startswith('predict(video, text, image, api_name="/predict")')

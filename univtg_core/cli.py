@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .errors import CheckpointError, QueryError, UniVTGError
-from .formatting import format_time
+from .formatting import format_length, format_score, format_span, format_time
 from .video import VIDEO_SUFFIXES, count_clips, probe_video, silence_decoder_logs
 
 logger = logging.getLogger("univtg_core")
@@ -210,13 +210,13 @@ def _index_one(grounder, path: Path, bars: bool):
 
 
 def _describe_index(index) -> str:
-    how = "from cache" if index.from_cache else f"indexed in {index.seconds:.1f} s"
-    return (f"{printable(index.path)}: {index.duration:.1f} s, {index.info.fps:.2f} fps, {index.n_clips} clips "
-            f"of {index.clip_len:g} s ({how})")
+    how = "from cache" if index.from_cache else f"indexed in {format_length(index.seconds)}"
+    return (f"{printable(index.path)}: {format_length(index.duration)}, {index.info.fps:.2f} fps, "
+            f"{index.n_clips} clips of {index.clip_len:g} s ({how})")
 
 
 def _print_prediction(pred, top_k: int) -> None:
-    def hms(seconds: float) -> str:  # the app's format: hours on every time of a video that has them
+    def hms(seconds: float) -> str:  # the app's format (univtg_core.formatting): hours on a video that has them
         return format_time(seconds, duration=pred.duration)
 
     print(f"\nQuery: {printable(pred.query)}  [{pred.mode}]")
@@ -226,8 +226,8 @@ def _print_prediction(pred, top_k: int) -> None:
               f"rows, cut as its training features were")
     print(f"  {'#':>2}  {'moment':<17}  {'seconds':<15}  {'score':>7}")
     for rank, m in enumerate(pred.moments[:top_k], 1):
-        span = f"{hms(m.start)}–{hms(m.end)}"
-        print(f"  {rank:>2}  {span:<17}  {f'{m.start:.1f}–{m.end:.1f}':<15}  {m.score:7.4f}")
+        span = format_span(m.start, m.end, pred.duration)
+        print(f"  {rank:>2}  {span:<17}  {f'{m.start:.1f}–{m.end:.1f}':<15}  {format_score(m.score):>7}")
     print(f"  top highlight: {hms(pred.highlight)}")
     print(f"  summary: {', '.join(hms(t) for t in pred.summary)}")
 

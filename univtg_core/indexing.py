@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import VideoReadError, VideoTooLongError
+from .formatting import format_length
 from .hashing import file_sha256
 from .store import FeatureStore, entry_name
 from .video import VideoInfo, probe_video
@@ -183,5 +184,5 @@ def _done(path: Path, content_hash: str, info: VideoInfo, clip_len: float, finge
 def _check_duration(info: VideoInfo, max_duration: float | None) -> None:
     if max_duration is not None and info.duration > max_duration:
         raise VideoTooLongError(
-            f"the video is {info.duration:.0f} s long; the limit here is {max_duration:.0f} s "
+            f"the video is {format_length(info.duration)} long; the limit here is {format_length(max_duration)} "
             f"(trim it, or raise the limit with --max-duration)")
