@@ -54,8 +54,10 @@ def iter_clip_frames(
     batch_size: int = 32,
     backend: str = "auto",
     prefetch: int = 2,
+    *,
+    start_clip: int = 0,
 ) -> Iterator[np.ndarray]:
-    """Yield uint8 RGB batches ``(B, size, size, 3)``: one frame per clip, in clip order.
+    """Yield uint8 RGB batches ``(B, size, size, 3)``: one frame per clip, in clip order, from ``start_clip`` on.
 
     The frames are those of UniVTG's extractor: for clip ``k`` the last frame before ``(k + ½) · clip_len``
     on the file's timeline, turned upright, scaled so that its short side is ``size`` and centre-cropped by
@@ -63,27 +65,33 @@ def iter_clip_frames(
     finished batches ahead of the caller, so it overlaps the caller's encoding and memory stays flat however
     long the video is. The file is checked before this returns (VideoReadError; `VideoTooShortError` for a
     video shorter than one clip); errors met while decoding are raised in the caller's thread. Closing the
-    iterator early (``break``, an exception in the caller, ``.close()``) stops the thread.
+    iterator early (``break``, an exception in the caller, ``.close()``) stops the thread. A resumed index
+    passes ``start_clip``: nothing before that clip's frame is decoded.
     """
     if size < 1 or batch_size < 1:
         raise ValueError(f"size and batch_size must be >= 1; got size={size!r}, batch_size={batch_size!r}")
     info = probe_video(path, backend)
     n_clips = count_clips(info, clip_len)
+    if not 0 <= start_clip <= n_clips:
+        raise ValueError(f"start_clip must be within [0, {n_clips}]; got {start_clip}")
     logger.info("%s: %.2f s at %.3f fps -> %d clips of %.2f s", info.path, info.duration, info.fps, n_clips,
                 clip_len)
 
     def batches(stop: threading.Event) -> Iterator[np.ndarray]:
-        yield from _decode_batches(info.path, info.backend, n_clips, clip_len, size, batch_size, stop)
+        yield from _decode_batches(info.path, info.backend, n_clips, clip_len, size, batch_size, stop, start_clip)
 
     return iter_in_thread(batches, depth=max(1, int(prefetch)), name=f"univtg-decode-{Path(info.path).name}")
 
 
 def _decode_batches(path: str, backend: str, n_clips: int, clip_len: float, size: int, batch_size: int,
-                    stop: threading.Event) -> Iterator[np.ndarray]:
-    """The clip frames in batches; stops soon after ``stop`` is set."""
+                    stop: threading.Event, start_clip: int = 0) -> Iterator[np.ndarray]:
+    """The clip frames from ``start_clip`` on in batches; stops soon after ``stop`` is set."""
+    if start_clip == n_clips:
+        return
     with open_reader(path, backend) as reader:
-        idx = reader.clip_indices(n_clips, clip_len)
-        batch = np.empty((min(batch_size, n_clips), size, size, 3), np.uint8)
+        idx = reader.clip_indices(n_clips, clip_len)[start_clip:]
+        wanted = n_clips - start_clip
+        batch = np.empty((min(batch_size, wanted), size, size, 3), np.uint8)
         filled = done = 0
         for frame in reader.clip_frames(idx, size, stop.is_set):
             if stop.is_set():
@@ -93,12 +101,12 @@ def _decode_batches(path: str, backend: str, n_clips: int, clip_len: float, size
             done += 1
             if filled == len(batch):
                 yield batch
-                batch = np.empty((min(batch_size, n_clips - done), size, size, 3), np.uint8)
+                batch = np.empty((min(batch_size, wanted - done), size, size, 3), np.uint8)
                 filled = 0
         if stop.is_set():
             return
-        if done != n_clips:
-            raise VideoReadError(f"{path}: decoded {done} of {n_clips} clip frames. {ACCEPTED}")
+        if done != wanted:
+            raise VideoReadError(f"{path}: decoded {start_clip + done} of {n_clips} clip frames. {ACCEPTED}")
 
 
 def read_frames_at(
