@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from .errors import EncoderWeightsError, QueryError
 from .hashing import file_sha256
 from .query import Query
 from .torchscript_weights import read_torchscript_state_dict
-from .weights import read_weights, state_dict_of
+from .weights import is_torchscript_archive, read_weights, state_dict_of
 
 logger = logging.getLogger(__name__)
 
@@ -470,13 +469,6 @@ def _download(name: str, tag: str, tag_cfg: dict) -> Path:
     return Path(path)
 
 
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in zf.namelist())
-
-
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a weights file: safetensors, a torch state dict, or an OpenAI TorchScript archive.
 
@@ -484,7 +476,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     ``state_dict`` is unwrapped and a ``module.`` prefix (DataParallel) is stripped.
     """
     try:
-        if _is_torchscript(path):
+        if is_torchscript_archive(path):
             # OpenAI's released archives are TorchScript; only their tensors are kept
             obj: Any = read_torchscript_state_dict(path)  # read as data: torch.jit.load would run the file's code
             for key in _OPENAI_EXTRA_KEYS:
