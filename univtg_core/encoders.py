@@ -159,7 +159,8 @@ class ClipEncoder:
         from .errors import VideoReadError
         from .video import count_clips, iter_clip_frames, probe_video
 
-        total = count_clips(probe_video(path), clip_len)
+        info = probe_video(path)
+        total = count_clips(info, clip_len)
         if not 0 <= start_clip <= total:
             raise ValueError(f"start_clip must be within [0, {total}]; got {start_clip}")
         done = start_clip
@@ -168,8 +169,8 @@ class ClipEncoder:
         if start_clip == total:
             return
         logger.info("%s: clips %d..%d of %d (%.2f s each)", Path(path).name, start_clip, total - 1, total, clip_len)
-        for frames in iter_clip_frames(path, clip_len, self.image_size, batch_size, prefetch=max(1, int(prefetch)),
-                                       start_clip=start_clip):
+        for frames in iter_clip_frames(info.path, clip_len, self.image_size, batch_size, info.backend,
+                                       max(1, int(prefetch)), start_clip=start_clip):
             feats = self.encode_frames(frames)
             done += len(feats)
             if progress is not None:
@@ -202,8 +203,9 @@ class ClipEncoder:
         encode = getattr(self.tokenizer, "encode", None)
         n_tokens = len(encode(text)) + 2 if encode is not None else None
         if n_tokens is not None and n_tokens > self.context_length:
-            logger.warning("query has %d tokens; CLIP reads at most %d, the rest is dropped: %r",
-                           n_tokens, self.context_length, text)
+            # a bounded, escaped summary (repr escapes control and bidi characters): never the whole text
+            logger.warning("query has %d tokens (%d characters); CLIP reads at most %d, the rest is dropped: %r%s",
+                           n_tokens, len(text), self.context_length, text[:80], "…" if len(text) > 80 else "")
         ids = self.tokenizer([text]).to(self.device)
         end = int(ids[0].argmax())  # the end token has the largest id
         ids = ids[:, : end + 1]

@@ -66,7 +66,7 @@ def iter_clip_frames(
     long the video is. The file is checked before this returns (VideoReadError; `VideoTooShortError` for a
     video shorter than one clip); errors met while decoding are raised in the caller's thread. Closing the
     iterator early (``break``, an exception in the caller, ``.close()``) stops the thread. A resumed index
-    passes ``start_clip``: nothing before that clip's frame is decoded.
+    passes ``start_clip``: nothing before that clip's frame is converted.
     """
     if size < 1 or batch_size < 1:
         raise ValueError(f"size and batch_size must be >= 1; got size={size!r}, batch_size={batch_size!r}")
@@ -85,13 +85,13 @@ def iter_clip_frames(
 
 def _decode_batches(path: str, backend: str, n_clips: int, clip_len: float, size: int, batch_size: int,
                     stop: threading.Event, start_clip: int = 0) -> Iterator[np.ndarray]:
-    """The clip frames from ``start_clip`` on in batches; stops soon after ``stop`` is set."""
-    if start_clip == n_clips:
-        return
+    """The clip frames from ``start_clip`` on, in batches; stops soon after ``stop`` is set."""
     with open_reader(path, backend) as reader:
         idx = reader.clip_indices(n_clips, clip_len)[start_clip:]
-        wanted = n_clips - start_clip
-        batch = np.empty((min(batch_size, wanted), size, size, 3), np.uint8)
+        n_clips = len(idx)
+        if n_clips == 0:
+            return
+        batch = np.empty((min(batch_size, n_clips), size, size, 3), np.uint8)
         filled = done = 0
         for frame in reader.clip_frames(idx, size, stop.is_set):
             if stop.is_set():
@@ -101,12 +101,12 @@ def _decode_batches(path: str, backend: str, n_clips: int, clip_len: float, size
             done += 1
             if filled == len(batch):
                 yield batch
-                batch = np.empty((min(batch_size, wanted - done), size, size, 3), np.uint8)
+                batch = np.empty((min(batch_size, n_clips - done), size, size, 3), np.uint8)
                 filled = 0
         if stop.is_set():
             return
-        if done != wanted:
-            raise VideoReadError(f"{path}: decoded {start_clip + done} of {n_clips} clip frames. {ACCEPTED}")
+        if done != n_clips:
+            raise VideoReadError(f"{path}: decoded {done} of {n_clips} clip frames. {ACCEPTED}")
 
 
 def read_frames_at(
