@@ -37,7 +37,8 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-AREA_ORDER = ("media: Python API", "media: CLI", "media: CLI stderr", "fuzz", "crafted files")
+AREA_ORDER = ("media: Python API", "media: CLI", "media: CLI stderr", "fuzz", "crafted files", "queries",
+              "code scan", "faults", "app")
 
 
 def _short_reason(verdict: str) -> str:
@@ -90,8 +91,18 @@ def render(summary: dict) -> str:
                      f"{_cell(row['expected'])} | {_cell(row['outcome'])} | {_cell(row['verdict'])} |")
     lines += ["", "</details>", "",
               f"Produced by the suite on {summary['generated']} (Python {summary['python']}, torch {summary['torch']}, "
-              f"{summary['ffmpeg']}); the suite ran {summary['seconds']:.0f} s."]
+              f"{summary['ffmpeg']}); the suite ran {summary['seconds']:.0f} s{_load(summary)}."]
     return "\n".join(lines) + "\n"
+
+
+def _load(summary: dict) -> str:
+    """' (N s of CPU, load average L at the start)' where the summary has them (older ones do not)."""
+    parts = []
+    if summary.get("cpu_seconds") is not None:
+        parts.append(f"{summary['cpu_seconds']:.0f} s of CPU")
+    if summary.get("load_average") is not None:
+        parts.append(f"load average {summary['load_average']:.1f} at the start")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def default_summary() -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .corpus import CASES, build_corpus
+from .elsewhere import rows_from_reports
 from .report import Report
 from .sandbox import Sandbox
 
@@ -74,6 +75,8 @@ def _warm_start(request):
     """Start the slow shared setup at once, in parallel, for the tests collected: the worker process (its
     imports take seconds) and the corpus (a minute of ffmpeg on one core, a fraction on several)."""
     needed = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    if "report" in needed:
+        request.getfixturevalue("report")  # its clock starts with the session
     if "sandbox" in needed:
         request.getfixturevalue("sandbox").spawn()
     if "corpus" in needed:
@@ -122,8 +125,16 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionfinish(session):
     report = session.config.stash.get(_REPORT_KEY, None)
-    if report is not None and report.rows:
-        report.write()
+    if report is None or not report.rows:
+        return
+    terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+    seen = [r for reports in (terminal.stats.values() if terminal else ()) for r in reports
+            if isinstance(r, pytest.TestReport)]
+    for row, seconds in rows_from_reports(seen):  # checks that live with their code, run in this session
+        report.add(row)
+        report.outcomes[row.nodeid] = (row.verdict, "")
+        report.durations[row.nodeid] = seconds
+    report.write()
 
 
 def pytest_terminal_summary(terminalreporter, config):
