@@ -49,6 +49,15 @@ def _short_reason(verdict: str) -> str:
     return verdict.removeprefix("known bug:").strip().removeprefix("issue 9").split(":", 1)[0].strip()
 
 
+def _case_names(rows: list[dict]) -> str:
+    """Case names in order; the parametrized cases of one test ('name [param]') as 'name (N cases)'."""
+    counts: OrderedDict[str, int] = OrderedDict()
+    for row in rows:
+        name = re.sub(r" \[.*\]$", "", row["case"])
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(name if n == 1 else f"{name} ({n} cases)" for name, n in counts.items())
+
+
 def _skips(rows: list[dict]) -> str:
     """Skipped cases grouped by their reason: 'a, b: reason; c: other reason'."""
     by_reason: OrderedDict[str, list[str]] = OrderedDict()
@@ -76,7 +85,7 @@ def render(summary: dict) -> str:
         if len(rows) == 1:
             what = rows[0]["input"]
         else:
-            what = f"{len(tried)} {GROUP_LABELS.get(group, group)}: " + ", ".join(r["case"] for r in tried)
+            what = f"{len(tried)} {GROUP_LABELS.get(group, group)}: " + _case_names(tried)
         expected = "; ".join(OrderedDict.fromkeys(r["expected"] for r in rows))
         held_text = f"{len(held)}/{len(tried)}" + (f" ({len(other)} FAILED: {', '.join(r['case'] for r in other)})"
                                                    if other else "")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,32 +79,27 @@ def _passed_lines(source: str) -> set[int]:
     return lines
 
 
-def _docstring_nodes(tree: ast.AST) -> set[int]:
-    ids = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-                ids.add(id(first.value))
-    return ids
+def _is_docstring(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    expr = parents.get(id(node))
+    owner = parents.get(id(expr)) if isinstance(expr, ast.Expr) else None
+    return isinstance(owner, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
+        and bool(owner.body) and owner.body[0] is expr
 
 
 def scan_source(source: str, path: str = "<source>", *, library: bool = True) -> list[Finding]:
     """Findings in one file's source. ``library``: code users run (no pass phrase, numpy must say so)."""
     tree = ast.parse(source, filename=path)
-    passed = set() if library else _passed_lines(source)
-    docstrings = _docstring_nodes(tree)
+    passed = _passed_lines(source) if not library and PASS_PHRASE in source else set()
     parents: dict[int, ast.AST] = {}
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            parents[id(child)] = node
     found: list[Finding] = []
 
     def add(node: ast.AST, rule: str) -> None:
         if node.lineno not in passed:
             found.append(Finding(path, node.lineno, rule))
 
-    for node in ast.walk(tree):
+    for node in ast.walk(tree):  # breadth first: a node's ancestors are in `parents` before it is checked
+        for child in ast.iter_child_nodes(node):
+            parents[id(child)] = node
         if isinstance(node, ast.Call):
             name = _dotted(node.func)
             tail = tuple(name.split(".")[-2:]) if name else ()
@@ -133,8 +129,9 @@ def scan_source(source: str, path: str = "<source>", *, library: bool = True) ->
                                                      for a in node.args) \
                     and _is_const(_keyword(node, "default"), True):
                 add(node, "--share defaults to True")
-        elif isinstance(node, ast.Constant) and node.value == ANY_ADDRESS and id(node) not in docstrings:
-            if not _under_space_test(node, parents) and not _is_help_text(node, parents):
+        elif isinstance(node, ast.Constant) and node.value == ANY_ADDRESS:
+            if not (_is_docstring(node, parents) or _under_space_test(node, parents)
+                    or _is_help_text(node, parents)):
                 add(node, "binds 0.0.0.0 outside a Space")
     return sorted(found, key=lambda f: f.line)
 
@@ -163,11 +160,9 @@ def _is_help_text(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
 def python_files(root: Path) -> list[Path]:
     """Every .py file of the checkout (what CI clones), without caches, environments and shared fixtures."""
     out = []
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root)
-        if any(part in SKIPPED_DIRS or (part.startswith(".") and part != ".") for part in rel.parts[:-1]):
-            continue
-        out.append(path)
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))  # never into .git
+        out += [Path(folder) / name for name in sorted(files) if name.endswith(".py")]
     return out
 
 

@@ -81,6 +81,10 @@ def rows_from_reports(reports) -> list[tuple[Row, float]]:
         else:
             verdict = "FAILED"
         label = f"{case} [{param.rstrip(']')}]" if param else case
-        out.append((Row(area, group, label, tried, expected, f"{rep.outcome} in {rep.duration:.1f} s",
-                        nodeid=rep.nodeid, verdict=verdict), rep.duration))
+        outcome = f"{rep.outcome} in {rep.duration:.1f} s"
+        if rep.failed:  # the assertion's first line says what went wrong
+            errors = [ln[1:].strip() for ln in str(rep.longreprtext).splitlines() if ln.startswith("E ")]
+            outcome += f": {errors[0][:160]}" if errors else ""
+        out.append((Row(area, group, label, tried, expected, outcome, nodeid=rep.nodeid, verdict=verdict),
+                    rep.duration))
     return out
