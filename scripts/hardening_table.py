@@ -37,7 +37,8 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-AREA_ORDER = ("media: Python API", "media: CLI", "media: CLI stderr", "fuzz", "crafted files")
+AREA_ORDER = ("media: Python API", "media: CLI", "media: CLI stderr", "fuzz", "crafted files", "queries",
+              "code scan", "faults", "app")
 
 
 def _short_reason(verdict: str) -> str:
@@ -46,6 +47,15 @@ def _short_reason(verdict: str) -> str:
     if match:
         return f"item {match.group(1)}"
     return verdict.removeprefix("known bug:").strip().removeprefix("issue 9").split(":", 1)[0].strip()
+
+
+def _case_names(rows: list[dict]) -> str:
+    """Case names in order; the parametrized cases of one test ('name [param]') as 'name (N cases)'."""
+    counts: OrderedDict[str, int] = OrderedDict()
+    for row in rows:
+        name = re.sub(r" \[.*\]$", "", row["case"])
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(name if n == 1 else f"{name} ({n} cases)" for name, n in counts.items())
 
 
 def _skips(rows: list[dict]) -> str:
@@ -75,7 +85,7 @@ def render(summary: dict) -> str:
         if len(rows) == 1:
             what = rows[0]["input"]
         else:
-            what = f"{len(tried)} {GROUP_LABELS.get(group, group)}: " + ", ".join(r["case"] for r in tried)
+            what = f"{len(tried)} {GROUP_LABELS.get(group, group)}: " + _case_names(tried)
         expected = "; ".join(OrderedDict.fromkeys(r["expected"] for r in rows))
         held_text = f"{len(held)}/{len(tried)}" + (f" ({len(other)} FAILED: {', '.join(r['case'] for r in other)})"
                                                    if other else "")
@@ -90,8 +100,18 @@ def render(summary: dict) -> str:
                      f"{_cell(row['expected'])} | {_cell(row['outcome'])} | {_cell(row['verdict'])} |")
     lines += ["", "</details>", "",
               f"Produced by the suite on {summary['generated']} (Python {summary['python']}, torch {summary['torch']}, "
-              f"{summary['ffmpeg']}); the suite ran {summary['seconds']:.0f} s."]
+              f"{summary['ffmpeg']}); the suite ran {summary['seconds']:.0f} s{_load(summary)}."]
     return "\n".join(lines) + "\n"
+
+
+def _load(summary: dict) -> str:
+    """' (N s of CPU, load average L at the start)' where the summary has them (older ones do not)."""
+    parts = []
+    if summary.get("cpu_seconds") is not None:
+        parts.append(f"{summary['cpu_seconds']:.0f} s of CPU")
+    if summary.get("load_average") is not None:
+        parts.append(f"load average {summary['load_average']:.1f} at the start")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def default_summary() -> Path:

@@ -14,6 +14,13 @@ from univtg_core.models import QueryInput
 from univtg_core.models.mesm import MESM, MESMConfig, load_mesm, official_options, save_mesm_checkpoint
 from univtg_core.training.mesm_losses import MESMCriterion, MESMLossConfig, build_targets
 
+
+def _read_back(path):
+    """A checkpoint this test saved, read back the safe way (its options are an argparse.Namespace)."""
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(path, weights_only=True)
+
+
 CONFIGS = {
     # Charades VGG + GloVe (vocabulary pickle) shape, smaller: other widths, heads, layers, queries, blocks.
     "vgg_glove": dict(v_feat_dim=4098, t_feat_dim=300, hidden_dim=32, nheads=4, dim_feedforward=48,
@@ -42,7 +49,7 @@ def _write(tmp_path, name, seed=0, opt_json=False):
     path = save_mesm_checkpoint(tmp_path / name / "model_test_best.ckpt", model, TRAINING, epoch=7,
                                 optimizer=optimizer, lr_scheduler=scheduler)
     if opt_json:  # the official eval reads opt.json beside the checkpoint (v_feat_dim without the tef there)
-        ckpt = torch.load(path, weights_only=False)
+        ckpt = _read_back(path)
         options = {k: (str(v) if isinstance(v, torch.device) else v) for k, v in vars(ckpt.pop("opt")).items()}
         options["v_feat_dim"] -= 2
         (path.parent / "opt.json").write_text(json.dumps(options))
@@ -120,7 +127,7 @@ def test_other_configurations_load_strictly_and_run(tmp_path, name):
 
 def test_checkpoint_contents_are_the_official_format(tmp_path):
     _, path = _write(tmp_path, "vgg_glove")
-    ckpt = torch.load(path, weights_only=False)
+    ckpt = _read_back(path)
     assert list(ckpt) == ["model", "optimizer", "lr_scheduler", "epoch", "opt"] and ckpt["epoch"] == 7
     opt = ckpt["opt"]
     assert isinstance(opt, argparse.Namespace) and opt.device == torch.device("cuda")
@@ -134,7 +141,7 @@ def test_checkpoint_contents_are_the_official_format(tmp_path):
 
 def test_mismatched_checkpoints_are_refused(tmp_path):
     model, path = _write(tmp_path, "vgg_glove")
-    ckpt = torch.load(path, weights_only=False)
+    ckpt = _read_back(path)
     ckpt["opt"].nheads = 5
     torch.save(ckpt, tmp_path / "heads.ckpt")
     with pytest.raises(CheckpointError, match=r"hidden_dim \(32\) must be divisible by nheads \(5\)"):
@@ -151,7 +158,7 @@ def test_mismatched_checkpoints_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"1 missing \(transformer.decoder.layers.1.ca_v_proj.weight\); "
                                               r"1 unexpected \(transformer.decoder.layers.1.ca_qpos_proj.weight\)"):
         load_mesm(tmp_path / "keys.ckpt", device="cpu")
-    ckpt = torch.load(path, weights_only=False)
+    ckpt = _read_back(path)
     ckpt["opt"].pre_norm = True
     torch.save(ckpt, tmp_path / "prenorm.ckpt")
     with pytest.raises(CheckpointError, match="pre_norm"):

@@ -25,7 +25,7 @@ from univtg_core.torchscript_weights import read_torchscript_state_dict
 def _jit_state_dict(path: Path) -> dict[str, torch.Tensor]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.jit.load(str(path), map_location="cpu").state_dict()
+        return torch.jit.load(str(path), map_location="cpu").state_dict()  # the unsafe way: the reference
 
 
 def assert_same_state_dict(ours: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> None:

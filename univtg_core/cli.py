@@ -16,7 +16,6 @@ import json
 import logging
 import sys
 import unicodedata
-import zipfile
 from pathlib import Path
 
 from tqdm import tqdm
@@ -242,11 +241,10 @@ def _check_resume(args) -> None:
         raise CheckpointError(f"checkpoint not found: {str(path)!r}. Check the --resume path.")
     if not path.is_file():
         raise CheckpointError(f"--resume {str(path)!r} is a folder; pass the checkpoint file (model_best.ckpt).")
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
-            raise CheckpointError(f"{str(path)!r} is a TorchScript archive, not a checkpoint: pass a UniVTG "
+    from .weights import is_torchscript_archive
+
+    if is_torchscript_archive(path):
+        raise CheckpointError(f"{str(path)!r} is a TorchScript archive, not a checkpoint: pass a UniVTG "
                                   f"checkpoint (model_best.ckpt) as --resume (TorchScript CLIP weights go to "
                                   f"--clip-weights).")
 

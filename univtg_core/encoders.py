@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from .errors import EncoderWeightsError, QueryError
 from .hashing import file_sha256
 from .query import Query
 from .torchscript_weights import read_torchscript_state_dict
-from .weights import read_weights, state_dict_of
+from .weights import is_torchscript_archive, read_weights, state_dict_of
 
 logger = logging.getLogger(__name__)
 
@@ -204,8 +203,9 @@ class ClipEncoder:
         encode = getattr(self.tokenizer, "encode", None)
         n_tokens = len(encode(text)) + 2 if encode is not None else None
         if n_tokens is not None and n_tokens > self.context_length:
-            logger.warning("query has %d tokens; CLIP reads at most %d, the rest is dropped: %r",
-                           n_tokens, self.context_length, text)
+            # a bounded, escaped summary (repr escapes control and bidi characters): never the whole text
+            logger.warning("query has %d tokens (%d characters); CLIP reads at most %d, the rest is dropped: %r%s",
+                           n_tokens, len(text), self.context_length, text[:80], "…" if len(text) > 80 else "")
         ids = self.tokenizer([text]).to(self.device)
         end = int(ids[0].argmax())  # the end token has the largest id
         ids = ids[:, : end + 1]
@@ -471,13 +471,6 @@ def _download(name: str, tag: str, tag_cfg: dict) -> Path:
     return Path(path)
 
 
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in zf.namelist())
-
-
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a weights file: safetensors, a torch state dict, or an OpenAI TorchScript archive.
 
@@ -485,7 +478,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     ``state_dict`` is unwrapped and a ``module.`` prefix (DataParallel) is stripped.
     """
     try:
-        if _is_torchscript(path):
+        if is_torchscript_archive(path):
             # OpenAI's released archives are TorchScript; only their tensors are kept
             obj: Any = read_torchscript_state_dict(path)  # read as data: torch.jit.load would run the file's code
             for key in _OPENAI_EXTRA_KEYS:

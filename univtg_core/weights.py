@@ -11,6 +11,7 @@ without running it).
 from __future__ import annotations
 
 import re
+import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +29,18 @@ _GLOBAL_IN_MESSAGE = re.compile(r"GLOBAL\s+([A-Za-z_][\w.]*)")
 def global_name(obj: Any) -> str:
     """`module.qualname` of a class or function, as pickles name it."""
     return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def is_torchscript_archive(path: str | Path) -> bool:
+    """A `torch.jit.save` archive (it holds `constants.pkl`): `torch.load` would hand it to `torch.jit.load`,
+    which runs the archive's code, so weights readers recognise it first."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as zf:
+            return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def refused_globals(path: str | Path, exc: BaseException, allowed: Iterable[Any] = ()) -> list[str]:
@@ -64,6 +77,9 @@ def read_weights(path: str | Path, safe_globals: Iterable[Any] = (), *, error: t
             return {"state_dict": load_file(str(path), device="cpu")}
         except Exception as exc:  # noqa: BLE001 - any parse failure is the same user error
             raise error(f"cannot read {what} {path} as safetensors: {_first_line(exc)}") from exc
+    if is_torchscript_archive(path):
+        raise error(f"{path} is a TorchScript archive, not a {what}: its code is never run here. Pass a "
+                    f"{what} saved with torch.save or as .safetensors (TorchScript CLIP weights go to --clip-weights)")
     try:
         with torch.serialization.safe_globals(allowed):
             obj = torch.load(str(path), map_location="cpu", weights_only=True)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from .corpus import CASES, build_corpus
+from .elsewhere import rows_from_reports
 from .report import Report
 from .sandbox import Sandbox
 
@@ -29,32 +31,59 @@ _REPORT_KEY = pytest.StashKey[Report]()
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+def tiny_config(tmp_path_factory) -> Path:
+    """The tiny CLIP's open_clip config file (written only: the worker registers it itself)."""
+    path = tmp_path_factory.getbasetemp() / "hardening-model" / f"{TINY_MODEL}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(TINY_CONFIG))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_config) -> Iterator[tuple[str, Path]]:
     """(name, config path) of the tiny CLIP, registered with open_clip in this process too while the session
     runs (and removed from open_clip's global table after it)."""
     import open_clip
 
-    path = tmp_path_factory.getbasetemp() / "hardening-model" / f"{TINY_MODEL}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(TINY_CONFIG))
-    open_clip.add_model_config(path)
-    yield TINY_MODEL, path
+    open_clip.add_model_config(tiny_config)
+    yield TINY_MODEL, tiny_config
     open_clip.factory._MODEL_CONFIGS.pop(TINY_MODEL, None)
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> tuple[Path, dict[str, str | None]]:
+def corpus(_corpus_build) -> tuple[Path, dict[str, str | None]]:
     """(folder, case name -> skip reason) of the broken-media corpus, written once per session."""
-    folder = tmp_path_factory.getbasetemp() / "broken-media"
-    return folder, build_corpus(folder)
+    folder, future = _corpus_build
+    return folder, future.result()
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory, tiny_model):
-    box = Sandbox(tmp_path_factory.mktemp("sandbox"), tiny_model[1], tiny_model[0],
+def _corpus_build(tmp_path_factory):
+    """The corpus written in a background thread (its ffmpeg runs overlap the tests that come first)."""
+    folder = tmp_path_factory.getbasetemp() / "broken-media"
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hardening-corpus") as pool:
+        yield folder, pool.submit(build_corpus, folder)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory, tiny_config):
+    box = Sandbox(tmp_path_factory.mktemp("sandbox"), tiny_config, TINY_MODEL,
                   timeout=float(os.environ.get("UNIVTG_HARDENING_TIMEOUT", "30")))
     yield box
     box.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_start(request):
+    """Start the slow shared setup at once, in parallel, for the tests collected: the worker process (its
+    imports take seconds) and the corpus (a minute of ffmpeg on one core, a fraction on several)."""
+    needed = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    if "report" in needed:
+        request.getfixturevalue("report")  # its clock starts with the session
+    if "sandbox" in needed:
+        request.getfixturevalue("sandbox").spawn()
+    if "corpus" in needed:
+        request.getfixturevalue("_corpus_build")
 
 
 @pytest.fixture(scope="session")
@@ -99,8 +128,16 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionfinish(session):
     report = session.config.stash.get(_REPORT_KEY, None)
-    if report is not None and report.rows:
-        report.write()
+    if report is None or not report.rows:
+        return
+    terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+    seen = [r for reports in (terminal.stats.values() if terminal else ()) for r in reports
+            if isinstance(r, pytest.TestReport)]
+    for row, seconds in rows_from_reports(seen):  # checks that live with their code, run in this session
+        report.add(row)
+        report.outcomes[row.nodeid] = (row.verdict, "")
+        report.durations[row.nodeid] = seconds
+    report.write()
 
 
 def pytest_terminal_summary(terminalreporter, config):

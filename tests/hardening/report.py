@@ -9,6 +9,7 @@ outside the checkout; ``scripts/hardening_table.py`` renders the JSON as README'
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -27,6 +28,14 @@ class Row:
     verdict: str = ""  # filled from the test outcome when the session ends
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of the children it waited for (the worker, ffmpeg, fresh CLI runs)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 class Report:
     def __init__(self, folder: Path, scrub: Path | None = None):
         self.folder = folder
@@ -36,6 +45,7 @@ class Report:
         self.durations: dict[str, float] = {}
         self.notes: dict[str, object] = {}
         self.started = time.time()
+        self.load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -57,6 +67,8 @@ class Report:
         return {
             "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "seconds": round(time.time() - self.started, 1),
+            "cpu_seconds": round(_cpu_seconds(), 1),
+            "load_average": None if self.load_average is None else round(self.load_average, 2),
             "python": platform.python_version(),
             "torch": torch.__version__,
             "ffmpeg": Path(ffmpeg_exe()).name,

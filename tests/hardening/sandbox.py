@@ -36,12 +36,16 @@ class Sandbox:
         self.timeout = timeout
         self.stderr_path = folder / "worker-stderr.log"
         self.proc: subprocess.Popen | None = None
+        self._ready = False
         self.restarts = 0
         self._buffer = b""
         self._next_id = 0
 
     # -- process ----------------------------------------------------------------------------------------
-    def _start(self) -> None:
+    def spawn(self) -> None:
+        """Start the worker without waiting for it: its imports (torch, open_clip) overlap the caller's work."""
+        if self.proc is not None:
+            return
         env = {**os.environ, "TMPDIR": str(self.tmpdir), "PYTHONPATH": str(REPO), "UNIVTG_CACHE_DIR":
                str(self.cache_dir), "OMP_NUM_THREADS": "1"}
         self._stderr = open(self.stderr_path, "ab")
@@ -49,10 +53,17 @@ class Sandbox:
                                      stdout=subprocess.PIPE, stderr=self._stderr, env=env, cwd=str(self.folder),
                                      start_new_session=True)
         self._buffer = b""
+        self._ready = False
+
+    def _start(self) -> None:
+        self.spawn()
+        if self._ready:
+            return
         ready = self._read_line(max(self.timeout, 120.0))
         if ready is None or not json.loads(ready).get("ready"):
             self.close()
             raise RuntimeError(f"the hardening worker did not start; see {self.stderr_path}")
+        self._ready = True
 
     def close(self) -> None:
         if self.proc is not None:
@@ -67,6 +78,7 @@ class Sandbox:
                     pipe.close()
             self._stderr.close()
             self.proc = None
+            self._ready = False
 
     def _read_line(self, timeout: float) -> bytes | None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -87,11 +99,10 @@ class Sandbox:
 
     # -- requests ---------------------------------------------------------------------------------------
     def request(self, op: str, timeout: float | None = None, **fields) -> dict:
-        if self.proc is None or self.proc.poll() is not None:
-            if self.proc is not None:
-                self.close()
-                self.restarts += 1
-            self._start()
+        if self.proc is not None and self.proc.poll() is not None:
+            self.close()
+            self.restarts += 1
+        self._start()
         self._next_id += 1
         message = {"id": self._next_id, "op": op, **fields}
         assert self.proc is not None and self.proc.stdin is not None

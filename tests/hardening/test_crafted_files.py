@@ -1,10 +1,10 @@
 """Crafted files from strangers: each carries a payload that creates a marker file when loaded the unsafe way.
 
-For each kind (UniVTG checkpoint for ``--resume``, TorchScript CLIP weights for ``--clip-weights``, a guidance
-score pickle, a Caffe2-style weights pickle) the unsafe loader is first shown to run the payload (the marker
-appears: the test could fail), then ours must refuse it in one line naming what it refused, with the
-marker absent, through the Python API and through the CLI. Truncated and random-bytes versions get one clear
-line each.
+For each kind (UniVTG checkpoint for ``--resume``, TorchScript and torch.save CLIP weights for
+``--clip-weights``, a guidance score pickle, SlowFast's Caffe2 pickle and .pyth checkpoint, a MESM GloVe
+vocabulary) the unsafe loader is first shown to run the payload (the marker appears: the test could fail),
+then ours must refuse it in one line naming what it refused, with the marker absent, through the Python API
+(and the CLI where it takes the file). Truncated and random-bytes versions get one clear line each.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from univtg_core import safe_pickle
-from univtg_core.errors import UniVTGError, UnsafeFileError
+from univtg_core.errors import UniVTGError
 
 from .conftest import TINY_MODEL
 from .corpus import CODECS, write_standard
@@ -172,10 +172,12 @@ def test_torchscript_archive_as_checkpoint_runs_nothing(tmp_path, torchscript_pa
     from univtg_core import load_model
 
     path, marker = torchscript_payload(tmp_path)
-    with pytest.raises(UniVTGError) as info:
+    with warnings.catch_warnings(record=True) as seen, pytest.raises(UniVTGError) as info:
+        warnings.simplefilter("always")
         load_model(path, device="cpu")
-    _assert_one_line(str(info.value))
+    _assert_one_line(str(info.value), "TorchScript archive")
     assert not marker.exists()
+    assert not [str(w.message) for w in seen]  # recognised before torch.load (which would warn "dispatching")
 
 
 # -- TorchScript CLIP weights (--clip-weights) ---------------------------------------------------------------
@@ -219,7 +221,7 @@ def torchscript_payload():
 def _jit_load(path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.jit.load(str(path))
+        torch.jit.load(str(path))  # the unsafe way, on purpose: the payload must run here
 
 
 def test_crafted_torchscript_clip_is_refused(tmp_path, torchscript_payload, sandbox, video, report, request):
@@ -317,19 +319,44 @@ def _caffe2_blobs(extra=None) -> dict:
     return {"blobs": blobs}
 
 
+def _glove_vocabulary(extra=None) -> dict:
+    from collections import Counter
+
+    vocab = {"w2id": {"dog": 0, "ball": 1}, "id2vec": np.ones((2, 300), np.float32),
+             "counter": Counter({"dog": 3, "ball": 1})}
+    if extra is not None:
+        vocab["counter"] = extra
+    return vocab
+
+
+def _read_slowfast(path: Path):
+    from univtg_core.slowfast.weights import read_slowfast_weights
+
+    return read_slowfast_weights(path)
+
+
+def _read_glove(path: Path):
+    from univtg_core.training.mesm_vocab import load_glove_vocabulary
+
+    return load_glove_vocabulary(path)
+
+
+# kind: (build(extra), read the format (the good file must load), the loader users hit, what the file is).
+# SlowFast's loader also wants every R50 blob: its "good" file is checked as a Caffe2 pickle only.
 _PICKLE_KINDS = {
-    "guidance": (_guidance_records, lambda p: _read_guidance(p), "a guidance score pickle"),
-    "caffe2": (_caffe2_blobs, lambda p: safe_pickle.load(p, encoding="latin1", what=f"Caffe2 weights {p}"),
-               "a Caffe2-style weights pickle (protocol 2, latin1)"),
+    "guidance": (_guidance_records, _read_guidance, _read_guidance, "a guidance score pickle"),
+    "caffe2": (_caffe2_blobs, lambda p: safe_pickle.load(p, encoding="latin1"), _read_slowfast,
+               "SlowFast Caffe2 weights (.pkl, protocol 2, latin1)"),
+    "glove": (_glove_vocabulary, _read_glove, _read_glove, "a MESM GloVe vocabulary (glove.pkl)"),
 }
 
 
 @pytest.mark.parametrize("kind", list(_PICKLE_KINDS))
 def test_crafted_data_pickles_are_refused(kind, tmp_path, report, request):
-    build, read, label = _PICKLE_KINDS[kind]
+    build, read_format, read, label = _PICKLE_KINDS[kind]
     good = tmp_path / f"{kind}.pkl"
     good.write_bytes(pickle.dumps(build(), protocol=2))
-    assert read(good) is not None  # the format itself loads
+    assert read_format(good) is not None  # the format itself loads
     marker = tmp_path / "marker"
     evil = tmp_path / f"evil-{kind}.pkl"
     evil.write_bytes(pickle.dumps(build(_CreatesFile(marker)), protocol=2))
@@ -338,7 +365,7 @@ def test_crafted_data_pickles_are_refused(kind, tmp_path, report, request):
     pickle.loads(evil.read_bytes())  # the unsafe way: the payload runs
     assert marker.exists()
     marker.unlink()
-    with pytest.raises(UnsafeFileError) as info:
+    with pytest.raises(UniVTGError) as info:
         read(evil)
     _assert_one_line(str(info.value), _payload_global(marker))
     row.outcome = f"refused: {str(info.value)[:160]}"
@@ -353,12 +380,53 @@ def test_crafted_data_pickles_are_refused(kind, tmp_path, report, request):
                    "one clear line each", " | ".join(lines), nodeid=request.node.nodeid))
 
 
+# -- torch.save weights for the encoders (CLIP --clip-weights, SlowFast .pyth) ------------------------------
+
+def _read_clip_weights(path: Path):
+    from univtg_core.encoders import load_clip_encoder
+
+    return load_clip_encoder(TINY_MODEL, weights=path, device="cpu")
+
+
+_TORCH_WEIGHTS = {
+    "clip-weights": ("clip.pt", "state_dict", _read_clip_weights, "open_clip weights (torch.save) as --clip-weights"),
+    "slowfast-pyth": ("slowfast.pyth", "model_state", _read_slowfast, "a PySlowFast .pyth checkpoint"),
+}
+
+
+@pytest.mark.parametrize("kind", list(_TORCH_WEIGHTS))
+def test_crafted_encoder_weights_are_refused(kind, tmp_path, tiny_model, torchscript_payload, report, request):
+    name, key, read, label = _TORCH_WEIGHTS[kind]
+    marker = tmp_path / "marker"
+    evil = tmp_path / name
+    torch.save({key: {"w": torch.zeros(2)}, "note": _CreatesFile(marker)}, evil)
+    row = report.add(Row("crafted files", "encoder weights", f"{kind} payload", f"{label} whose pickle opens a file",
+                         "refused naming the global, marker absent", nodeid=request.node.nodeid))
+    torch.load(evil, weights_only=False)  # the unsafe way: the payload runs
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(UniVTGError) as info:
+        read(evil)
+    _assert_one_line(str(info.value), _payload_global(marker))
+    row.outcome = f"refused: {str(info.value)[:160]}"
+    assert not marker.exists()
+    if kind == "slowfast-pyth":  # a TorchScript archive renamed .pyth: never handed to torch.jit.load
+        archive, ts_marker = torchscript_payload(tmp_path)
+        renamed = archive.with_suffix(".pyth")
+        archive.rename(renamed)
+        with warnings.catch_warnings(record=True) as seen, pytest.raises(UniVTGError) as info:
+            warnings.simplefilter("always")
+            read(renamed)
+        _assert_one_line(str(info.value), "TorchScript archive")
+        assert not ts_marker.exists() and not [str(w.message) for w in seen]
+
+
 # -- checkpoint settings ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("setting, value", [
     pytest.param(name, value, id=f"{name}={value}")
     for name, value in (("nheads", 0), ("nheads", -4), ("clip_length", -2.0), ("clip_length", 0.0),
-                        ("max_v_l", 0), ("dropout", 1.5), ("span_loss_type", "bogus"))])
+                        ("nheads", 3), ("max_v_l", 0), ("dropout", 1.5), ("span_loss_type", "bogus"))])
 def test_checkpoint_with_a_nonsense_setting_is_refused_naming_it(setting, value, tmp_path, report, request):
     import argparse
 

@@ -287,12 +287,12 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_torch(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, refused globals, zip errors: all mean "not a state dict file"
-        line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise EncoderWeightsError(f"cannot read {str(path)!r} as a torch checkpoint ({line}). {WEIGHTS_HELP}") \
-            from exc
+    from ..weights import read_weights
+
+    try:  # the one weights reader: weights_only, refusals name the global, TorchScript archives refused
+        obj = read_weights(path, error=EncoderWeightsError, what="SlowFast checkpoint")
+    except EncoderWeightsError as exc:
+        raise EncoderWeightsError(f"{exc}. {WEIGHTS_HELP}") from exc
     for key in ("model_state", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

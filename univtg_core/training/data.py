@@ -164,7 +164,7 @@ class FeatureStore:
     @staticmethod
     def _read_npz(path: str, field: str) -> np.ndarray:
         try:
-            with np.load(path) as data:
+            with np.load(path, allow_pickle=False) as data:
                 if field not in data.files:
                     raise DataError(f"{path} has no {field!r} array (has {data.files})")
                 return np.asarray(data[field], dtype=np.float32)

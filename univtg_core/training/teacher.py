@@ -111,7 +111,7 @@ def load_concept_features(feat_dir: str | Path, n: int) -> tuple[np.ndarray, lis
         path = Path(feat_dir) / f"{i}.npz"
         if not path.is_file():
             raise DataError(f"concept feature file not found: {path}")
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             if "pooler_output" not in data.files:
                 raise DataError(f"{path} has no 'pooler_output' (the text embedding compared with images)")
             pooled.append(np.asarray(data["pooler_output"], dtype=np.float32).reshape(-1))
@@ -155,7 +155,7 @@ def run_teacher(v_feat_dir: str | Path, concepts: Sequence[str], concept_feats: 
     for vid in tqdm(videos, desc="teacher", disable=not progress):
         path = v_feat_dir / f"{vid}.npz"
         try:
-            with np.load(path) as data:
+            with np.load(path, allow_pickle=False) as data:
                 feats = np.asarray(data["features"], dtype=np.float32)
         except (OSError, KeyError, ValueError) as exc:
             raise DataError(f"cannot read video features {path}: {exc}") from exc

@@ -64,9 +64,12 @@ def still_image_error(path: str, what: str) -> StillImageError:
 
 
 def short_error(exc: BaseException) -> str:
-    """The informative part of a backend's error message (decord's carry a C++ source location)."""
+    """The informative part of a backend's error message (decord's carry a C++ source location; PyAV's an
+    errno and the path again, which the user's line already names)."""
+    strerror = getattr(exc, "strerror", None)
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[-1] if lines else type(exc).__name__
+    text = strerror.strip() if isinstance(strerror, str) and strerror.strip() else (
+        lines[-1] if lines else type(exc).__name__)
     if "ERROR " in text:
         text = text[text.rindex("ERROR ") + len("ERROR "):]
     return text if len(text) <= 240 else text[:237] + "..."

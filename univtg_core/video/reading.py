@@ -66,7 +66,8 @@ def iter_clip_frames(
     finished batches ahead of the caller, so it overlaps the caller's encoding and memory stays flat however
     long the video is. The file is checked before this returns (VideoReadError; `VideoTooShortError` for a
     video shorter than one clip); errors met while decoding are raised in the caller's thread. Closing the
-    iterator early (``break``, an exception in the caller, ``.close()``) stops the thread.
+    iterator early (``break``, an exception in the caller, ``.close()``) stops the thread. A resumed index
+    passes ``start_clip``: nothing before that clip's frame is converted.
     """
     if size < 1 or batch_size < 1:
         raise ValueError(f"size and batch_size must be >= 1; got size={size!r}, batch_size={batch_size!r}")
