@@ -147,6 +147,9 @@ class QueryHandler:
                 raise gr.Error(f"Something went wrong while grounding the query ({type(exc).__name__}); "
                                "the server log has the details.", print_exception=False) from exc
             outputs = self.outputs(video, text, image, prediction, info, query_seconds, session)
+        notice = query_cut_notice(prediction)
+        if notice:
+            gr.Info(notice)
         if self.budget is not None:
             self.budget.enforce()
         return outputs
@@ -368,6 +371,15 @@ def _summary_video(video: str, prediction: Any, summary: tuple[float, ...], sess
         logger.warning("summary clip failed: %s", exc)
         gr.Warning("The summary video could not be made; the other results are complete.")
         return None
+
+
+def query_cut_notice(prediction: Any) -> str | None:
+    """The short notice for a text longer than the model reads (its official extractor's cut), else None."""
+    if not getattr(prediction, "query_cut", False):
+        return None
+    reader = "The model" if prediction.mode == "model" else "CLIP"
+    return (f"Query shortened: its text has {prediction.query_tokens} tokens; {reader} read "
+            f"{prediction.tokens_read} token rows, cut as its training features were.")
 
 
 def summary_note(result: dict | None) -> str:

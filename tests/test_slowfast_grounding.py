@@ -218,6 +218,7 @@ def test_missing_slowfast_weights_are_refused_before_the_encoders_load(setting, 
     assert cli_module.main([*args, "--slowfast-weights", str(tmp_path / "SLOWFAST_8x8_R50.pkl")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "SlowFast weights not found" in err[0] and "dl.fbaipublicfiles.com" in err[0]
+    assert shared_encoders == []  # refused before CLIP loads too
     with pytest.raises(EncoderWeightsError, match="--slowfast-weights"):
         Grounder(setting["clip"], cli_module_load(setting["ckpt"]))  # the library refuses the same way
 
@@ -238,3 +239,13 @@ def test_a_clip_only_checkpoint_never_runs_slowfast(setting, tmp_path):
     assert grounder.sources == ("clip",)
     with pytest.raises(CheckpointError, match="2816 wide"):
         Grounder(setting["clip"], cli_module_load(setting["ckpt"]), video_encoders={"slowfast": setting["clip"]})
+
+
+def test_the_app_says_when_a_query_was_cut():
+    from app.handlers import query_cut_notice
+    from univtg_core import Prediction
+
+    base = dict(moments=(), saliency=np.zeros(2), clip_len=2.0, duration=4.0, highlight=0.0, summary=())
+    assert query_cut_notice(Prediction(**base, tokens_read=12, query_tokens=10, query_cut=False)) is None
+    notice = query_cut_notice(Prediction(**base, tokens_read=32, query_tokens=41, query_cut=True))
+    assert "41 tokens" in notice and "read 32 token rows" in notice and notice.startswith("Query shortened")

@@ -13,6 +13,7 @@ from .results import Prediction
 from .sources import (
     ProgressFor,
     check_computable,
+    check_slowfast_weights,
     check_widths,
     index_sources,
     missing_slowfast_weights,
@@ -74,6 +75,8 @@ class Grounder:
             check_computable(spec, name)
             if needs_slowfast(spec) and not slowfast_weights:
                 raise missing_slowfast_weights(spec, name)
+            if needs_slowfast(spec):
+                check_slowfast_weights(slowfast_weights)
         encoder = load_clip_encoder(clip_model, weights=clip_weights, device=device, precision=precision,
                                     seed=seed)
         extra = {}

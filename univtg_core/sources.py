@@ -67,6 +67,19 @@ def missing_slowfast_weights(spec: Any, checkpoint: str = "the checkpoint") -> E
         f"or a .safetensors converted from it ('random' for an offline smoke run)")
 
 
+def check_slowfast_weights(weights: Any) -> None:
+    """A SlowFast weights path that is not a file is refused before anything loads ('random' and state
+    dicts pass; the file's contents are checked when it is read)."""
+    if isinstance(weights, Mapping) or str(weights) == "random":
+        return
+    from .slowfast.weights import WEIGHTS_HELP
+
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "not found"
+        raise EncoderWeightsError(f"SlowFast weights {what}: {str(path)!r}. {WEIGHTS_HELP}")
+
+
 def check_widths(spec: Any, encoders: Mapping[str, VideoFeatureEncoder], checkpoint: str = "the checkpoint",
                  text_dim: int | None = None) -> None:
     """Each source's width in the spec is what its encoder gives (and the query tokens' width, when known)."""
@@ -124,5 +137,5 @@ def index_sources(
         computed=max(p.computed for p in parts), sources=tuple(parts))
 
 
-__all__ = ["COMPUTABLE_SOURCES", "SLOWFAST_WEIGHTS_ENV", "check_computable", "check_widths", "index_sources",
-           "missing_slowfast_weights", "needs_slowfast", "source_names"]
+__all__ = ["COMPUTABLE_SOURCES", "SLOWFAST_WEIGHTS_ENV", "check_computable", "check_slowfast_weights",
+           "check_widths", "index_sources", "missing_slowfast_weights", "needs_slowfast", "source_names"]
