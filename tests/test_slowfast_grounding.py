@@ -249,3 +249,13 @@ def test_the_app_says_when_a_query_was_cut():
     assert query_cut_notice(Prediction(**base, tokens_read=12, query_tokens=10, query_cut=False)) is None
     notice = query_cut_notice(Prediction(**base, tokens_read=32, query_tokens=41, query_cut=True))
     assert "41 tokens" in notice and "read 32 token rows" in notice and notice.startswith("Query shortened")
+
+
+def test_the_app_refuses_a_slowfast_checkpoint_without_its_weights_in_one_line(tmp_path, capsys, monkeypatch):
+    from app.cli import main as app_main
+
+    monkeypatch.delenv("UNIVTG_SLOWFAST_WEIGHTS", raising=False)
+    ckpt = _checkpoint(tmp_path / "qvhl_slowfast_clip.ckpt", 2816, "slowfast_clip")
+    assert app_main(["--resume", str(ckpt), "--clip-weights", "random", "--device", "cpu"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "slowfast (2304) + clip (512)" in err[0] and "--slowfast-weights" in err[0]
