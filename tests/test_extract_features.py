@@ -91,3 +91,22 @@ def test_slowfast_needs_its_weights_and_another_encoder_is_refused(videos, tmp_p
     FeatureStore(out / "vid_slowfast").remove("a")
     with pytest.raises(ex.DataError, match="other-slowfast"):
         ex.extract(videos, out, features=("clip", "slowfast"), slowfast_weights="x", progress=False)
+
+
+@pytest.mark.slow  # two random ViT-B/32 loads: ~10-18 s on the shared machine
+def test_clip_features_from_decord_pixels_are_their_own_store_entries(monkeypatch):
+    """decord's pixels are close to, not equal to, the official ones: its features never share a key with
+    PyAV's (the fingerprint names the pixels when "auto" cannot take PyAV)."""
+    from univtg_core.encoders import load_clip_encoder
+    from univtg_core.video import backends
+
+    official = load_clip_encoder(weights="random", device="cpu").fingerprint
+
+    def no_pyav():
+        raise ImportError("PyAV is not installed")
+
+    monkeypatch.setitem(backends.READERS, "pyav", no_pyav)
+    monkeypatch.setitem(backends.READERS, "decord", lambda: object)
+    assert backends.auto_backend() == "decord"
+    other = load_clip_encoder(weights="random", device="cpu").fingerprint
+    assert other != official and other.endswith(":decord-pixels") and ":" in official
