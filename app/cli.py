@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="openai|random|PATH",
                        help="CLIP weights (or $UNIVTG_CLIP_WEIGHTS): 'openai' (downloaded once, cached; the "
                             "default), 'random' (tests only: results are meaningless) or a local file")
+    model.add_argument("--slowfast-weights", default=os.environ.get("UNIVTG_SLOWFAST_WEIGHTS") or None,
+                       metavar="PATH",
+                       help="SlowFast weights (or $UNIVTG_SLOWFAST_WEIGHTS) for checkpoints that read SlowFast "
+                            "features (2818 wide: SlowFast + CLIP): PySlowFast's SLOWFAST_8x8_R50.pkl, a "
+                            ".safetensors converted from it, or 'random' (tests only)")
     model.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default: %(default)s)")
     model.add_argument("--device", default=None, help="cuda, cpu, mps (default: the best one available)")
     model.add_argument("--cache-dir", default=None, help="where video features are cached "
@@ -146,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grounder = Grounder.from_options(clip_weights=args.clip_weights, resume=args.resume, device=args.device,
                                          clip_model=args.clip_model, cache_dir=args.cache_dir,
-                                         max_duration=max_duration)
+                                         max_duration=max_duration, slowfast_weights=args.slowfast_weights)
     except (CheckpointError, EncoderWeightsError) as exc:
         print(f"main_gradio.py: error: {exc}", file=sys.stderr)
         return 2

@@ -43,6 +43,8 @@ from .storage import DiskBudget
 logger = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 300  # the text box's limit; the API enforces the same one
+# How the progress bar names a video source when the model reads several (SlowFast + CLIP checkpoints).
+SOURCE_LABELS = {"clip": "CLIP:", "slowfast": "SlowFast:"}
 
 
 @dataclass(frozen=True)
@@ -82,14 +84,22 @@ class QueryHandler:
 
     def _ground(self, video: str, text: str, image: str | None, progress: Any = None) -> tuple[dict, Any, float]:
         """Index (or load the cached index) and query: the only work that wants an accelerator."""
-        started_indexing = time.perf_counter()
+        sources = tuple(getattr(self.grounder, "sources", ("clip",)))
 
-        def report(done: int, total: int) -> None:
-            if progress is not None and total:
-                elapsed = time.perf_counter() - started_indexing
-                progress((done, total), desc=builders.progress_text(done, total, elapsed), unit="clips")
+        def report_for(source: str):
+            """Each video source the model reads gets its own bar (named when there are several)."""
+            started_indexing = time.perf_counter()
+            label = f"{SOURCE_LABELS.get(source, source)} " if len(sources) > 1 else ""
 
-        index = self.grounder.index(video, progress=report)
+            def report(done: int, total: int) -> None:
+                if progress is not None and total:
+                    elapsed = time.perf_counter() - started_indexing
+                    text = builders.progress_text(done, total, elapsed)
+                    progress((done, total), desc=f"{label}{text}" if label else text, unit="clips")
+
+            return report
+
+        index = self.grounder.index(video, progress_for=report_for)
         started = time.perf_counter()
         prediction = self.grounder.query(index, text=text or None, image=image)
         info = {
@@ -137,6 +147,9 @@ class QueryHandler:
                 raise gr.Error(f"Something went wrong while grounding the query ({type(exc).__name__}); "
                                "the server log has the details.", print_exception=False) from exc
             outputs = self.outputs(video, text, image, prediction, info, query_seconds, session)
+        notice = query_cut_notice(prediction)
+        if notice:
+            gr.Info(notice)
         if self.budget is not None:
             self.budget.enforce()
         return outputs
@@ -371,6 +384,13 @@ def example_status(result: dict | None, text: str | None, image: str | None) -> 
                                 result.get("query_kind") or builders.query_kind(text, image),
                                 len(_windows(result)), len(result.get("folded_windows") or []), None, 0.0,
                                 str(result.get("mode") or ""))
+def query_cut_notice(prediction: Any) -> str | None:
+    """The short notice for a text longer than the model reads (its official extractor's cut), else None."""
+    if not getattr(prediction, "query_cut", False):
+        return None
+    reader = "The model" if prediction.mode == "model" else "CLIP"
+    return (f"Query shortened: its text has {prediction.query_tokens} tokens; {reader} read "
+            f"{prediction.tokens_read} token rows, cut as its training features were.")
 
 
 def summary_note(result: dict | None) -> str:

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import unicodedata
 from pathlib import Path
@@ -46,6 +47,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="openai (download), random (offline smoke runs; meaningless results) or a local "
                              "file: open_clip state dict, .safetensors or OpenAI's TorchScript ViT-B-32.pt")
     parser.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
+    parser.add_argument("--slowfast-weights", default=os.environ.get("UNIVTG_SLOWFAST_WEIGHTS") or None,
+                        metavar="PATH",
+                        help="for checkpoints that read SlowFast features (e.g. 2818 wide: SlowFast + CLIP + tef): "
+                             "PySlowFast's SLOWFAST_8x8_R50.pkl, a .safetensors converted from it, or random "
+                             "(smoke runs); or $UNIVTG_SLOWFAST_WEIGHTS")
     parser.add_argument("--clip-len", type=float, default=None,
                         help="seconds per clip (default: the checkpoint's, else 2)")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
@@ -162,7 +168,8 @@ def _grounder(args, **kwargs):
 
     return Grounder.from_options(clip_weights=args.clip_weights, resume=args.resume, device=args.device,
                                  clip_model=args.clip_model, clip_len=args.clip_len, cache_dir=args.cache_dir,
-                                 use_cache=not args.no_cache, max_duration=args.max_duration, **kwargs)
+                                 use_cache=not args.no_cache, max_duration=args.max_duration,
+                                 slowfast_weights=args.slowfast_weights, **kwargs)
 
 
 def _bars_wanted(args) -> bool:
@@ -201,17 +208,28 @@ class _Bar:
 
 
 def _index_one(grounder, path: Path, bars: bool):
-    bar = _Bar(path.name, bars)
+    """One bar per video source (named when the model reads several: ``clip.mp4 [slowfast]``)."""
+    several = len(grounder.sources) > 1
+    opened: list[_Bar] = []
+
+    def bar_for(source: str) -> _Bar:
+        for done in opened:
+            done.close()
+        opened.append(_Bar(f"{path.name} [{source}]" if several else path.name, bars))
+        return opened[-1]
+
     try:
-        return grounder.index(path, progress=bar)
+        return grounder.index(path, progress_for=bar_for)
     finally:
-        bar.close()  # before anything else is printed: an error line never shares the bar's line
+        for bar in opened:
+            bar.close()  # before anything else is printed: an error line never shares the bar's line
 
 
 def _describe_index(index) -> str:
     how = "from cache" if index.from_cache else f"indexed in {format_length(index.seconds)}"
+    width = f", {index.features.shape[1]} values per clip from {len(index.sources)} sources" if index.sources else ""
     return (f"{printable(index.path)}: {format_length(index.duration)}, {index.info.fps:.2f} fps, "
-            f"{index.n_clips} clips of {index.clip_len:g} s ({how})")
+            f"{index.n_clips} clips of {index.clip_len:g} s{width} ({how})")
 
 
 def _print_prediction(pred, top_k: int) -> None:

@@ -404,6 +404,11 @@ def load_clip_encoder(
     model.eval()
     tokenizer = open_clip.get_tokenizer(name)
     fingerprint = f"{name}{'+quickgelu' if qg else ''}:{origin}"
+    from .video.backends import auto_backend
+
+    pixels = auto_backend()
+    if pixels not in (None, "pyav"):  # not the official pixels: never served as (or from) PyAV-made features
+        fingerprint += f":{pixels}-pixels"
     logger.info("loaded CLIP %s (%s) on %s as %s", name, fingerprint, dev, dtype)
     return ClipEncoder(model, tokenizer, model_name=name, weights=source, device=dev, dtype=dtype,
                        fingerprint=fingerprint, is_random=source == "random")

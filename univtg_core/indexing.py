@@ -77,6 +77,8 @@ class VideoIndex:
     from_cache: bool = False
     seconds: float = 0.0
     computed: int = 0  # clips encoded by this call (0 from the store; fewer than n_clips when resumed)
+    # several video sources (SlowFast + CLIP): each one's own index, in the concatenation order of `features`
+    sources: tuple[VideoIndex, ...] = field(default=(), repr=False)
 
     @property
     def n_clips(self) -> int:

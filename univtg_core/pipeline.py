@@ -1,14 +1,25 @@
-"""The front ends' entry point: one encoder (+ optional grounding model) that indexes videos and answers queries."""
+"""The front ends' entry point: the encoders a model reads (+ a grounding model); index videos, answer queries."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
-from .indexing import ProgressCallback, VideoIndex, index_video
+from .indexing import ProgressCallback, VideoIndex
 from .inference import ground
 from .query import Query
 from .results import Prediction
+from .sources import (
+    ProgressFor,
+    check_computable,
+    check_slowfast_weights,
+    check_widths,
+    index_sources,
+    missing_slowfast_weights,
+    needs_slowfast,
+    source_names,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -18,10 +29,22 @@ class Grounder:
 
     def __init__(self, encoder, model=None, clip_len: float | None = None, cache_dir: str | Path | None = None,
                  use_cache: bool = True, nms_threshold: float = 0.7, top_k: int = 10,
-                 summary_budget: float = 0.15, max_duration: float | None = None):
+                 summary_budget: float = 0.15, max_duration: float | None = None,
+                 video_encoders: dict[str, Any] | None = None):
+        """`encoder`: CLIP (queries, and the `clip` video source). `video_encoders`: more video sources by name
+        (e.g. {"slowfast": load_slowfast_encoder(...)}); the model's `input_spec.video` says which of them
+        are indexed and in which order. A source the spec reads and no encoder gives is refused here."""
         self.encoder = encoder
         self.model = model
-        model_clip_len = float(model.input_spec.clip_len) if model is not None else None
+        self.video_encoders = {"clip": encoder, **(video_encoders or {})}
+        spec = model.input_spec if model is not None else None
+        self.sources = source_names(spec)
+        if spec is not None:
+            check_computable(spec)
+            if needs_slowfast(spec) and "slowfast" not in self.video_encoders:
+                raise missing_slowfast_weights(spec)
+            check_widths(spec, self.video_encoders)
+        model_clip_len = float(spec.clip_len) if spec is not None else None
         if clip_len is not None and model_clip_len is not None and abs(clip_len - model_clip_len) > 1e-6:
             logger.warning("the checkpoint was trained on %.2f s clips; using %.2f s as asked", model_clip_len,
                            clip_len)
@@ -35,29 +58,53 @@ class Grounder:
 
     @classmethod
     def from_options(cls, clip_weights: str = "openai", resume: str | Path | None = None, device=None,
-                     clip_model: str = "ViT-B-32", precision: str = "auto", seed: int = 0, **kwargs) -> Grounder:
-        """Load CLIP (and the checkpoint if `resume` is given, of any registered architecture), checking that
-        their widths fit."""
+                     clip_model: str = "ViT-B-32", precision: str = "auto", seed: int = 0,
+                     slowfast_weights: str | Path | None = None, **kwargs) -> Grounder:
+        """Load the checkpoint if `resume` is given (any registered architecture), then the encoders of the
+        video sources its input spec reads (CLIP always: it encodes the queries; SlowFast from
+        `slowfast_weights` when the spec reads it). A source we cannot compute, missing SlowFast weights or
+        a width that does not fit is refused with one line before the encoders load where it can be."""
         from .encoders import load_clip_encoder
         from .models import load_model
 
-        encoder = load_clip_encoder(clip_model, weights=clip_weights, device=device, precision=precision,
-                                    seed=seed)
         model = None
         if resume:
-            model = load_model(resume, device=encoder.device, video_dim=encoder.embed_dim,
-                               text_dim=encoder.token_dim)
-        return cls(encoder, model, **kwargs)
+            model = load_model(resume, device=device)
+            name = Path(resume).name
+            spec = model.input_spec
+            check_computable(spec, name)
+            if needs_slowfast(spec) and not slowfast_weights:
+                raise missing_slowfast_weights(spec, name)
+            if needs_slowfast(spec):
+                check_slowfast_weights(slowfast_weights)
+        encoder = load_clip_encoder(clip_model, weights=clip_weights, device=device, precision=precision,
+                                    seed=seed)
+        extra = {}
+        if model is not None:
+            spec = model.input_spec
+            if needs_slowfast(spec):
+                from .slowfast import load_slowfast_encoder
+
+                extra["slowfast"] = load_slowfast_encoder(slowfast_weights, device=encoder.device,
+                                                          precision=precision, seed=seed)
+            check_widths(spec, {"clip": encoder, **extra}, Path(resume).name, text_dim=encoder.token_dim)
+            model.to(encoder.device)
+        return cls(encoder, model, video_encoders=extra, **kwargs)
 
     @property
     def mode(self) -> str:
         return "zero-shot" if self.model is None else "model"
 
-    def index(self, video_path: str | Path, progress: ProgressCallback | None = None) -> VideoIndex:
-        """The video's clip features, from the feature store or streamed into it (an interrupted index
-        resumes); `progress(done, total)` in clips (see `TimeLeft` for an estimate of the time left)."""
-        return index_video(video_path, self.encoder, clip_len=self.clip_len, cache_dir=self.cache_dir,
-                           use_cache=self.use_cache, progress=progress, max_duration=self.max_duration)
+    def index(self, video_path: str | Path, progress: ProgressCallback | None = None, *,
+              progress_for: ProgressFor | None = None) -> VideoIndex:
+        """The video's clip features, every source the model reads (`sources`) from the feature store or
+        streamed into it (an interrupted index resumes), concatenated in the model's order.
+        `progress(done, total)` in clips, called for each source in turn; `progress_for(source)` gives each
+        source a callback of its own instead (see `TimeLeft` for an estimate of the time left)."""
+        encoders = [(name, self.video_encoders[name]) for name in self.sources]
+        return index_sources(video_path, encoders, clip_len=self.clip_len, progress=progress,
+                             progress_for=progress_for, cache_dir=self.cache_dir, use_cache=self.use_cache,
+                             max_duration=self.max_duration)
 
     @property
     def text_token_limit(self) -> int | None:
@@ -83,6 +130,8 @@ class Grounder:
 
 
 def results_are_meaningful(grounder: Grounder) -> bool:
-    """False when CLIP runs on random weights (tests, offline smoke runs): a front end must then say that
-    its results mean nothing. Front ends ask this rather than look inside the encoder."""
-    return not bool(getattr(grounder.encoder, "is_random", False))
+    """False when CLIP (or another encoder the model reads, e.g. SlowFast) runs on random weights (tests,
+    offline smoke runs): a front end must then say that its results mean nothing. Front ends ask this rather
+    than look inside the encoders."""
+    encoders = [grounder.encoder, *getattr(grounder, "video_encoders", {}).values()]
+    return not any(bool(getattr(enc, "is_random", False)) for enc in encoders)

@@ -308,11 +308,16 @@ class UniVTG(nn.Module, GroundingModel):
         return QueryInput(np.ascontiguousarray(tokens, dtype=np.float32), rows_read=len(tokens), rows_given=given)
 
     def prepare_video(self, video: np.ndarray) -> np.ndarray:
-        """(B, L, D) raw clip features -> the model's video input: each row L2-normalised, then the tef columns
-        [i / L, (i + 1) / L] of its own window appended, as the official demo and dataset do."""
+        """(B, L, D) raw clip features -> the model's video input: each source's columns (the input spec's, e.g.
+        SlowFast then CLIP) L2-normalised on their own, then the tef columns [i / L, (i + 1) / L] of its own
+        window appended, as the official demo and dataset (`_get_video_feat_by_vid`) do."""
         video = np.asarray(video, dtype=np.float32)
         if self.config.normalize_video:
-            video = l2_normalize(video)
+            parts, start = [], 0
+            for source in self.input_spec.video or (FeatureSource("video", video.shape[2]),):
+                parts.append(l2_normalize(video[..., start:start + source.dim]))
+                start += source.dim
+            video = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
         if self.config.use_tef:
             n = video.shape[1]
             video = np.concatenate([video, np.broadcast_to(tef(n), (len(video), n, TEF_COLUMNS))], axis=2)

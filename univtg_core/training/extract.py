@@ -1,16 +1,22 @@
-"""Extract CLIP features for a folder of videos and a jsonl of queries, into feature stores the trainer reads.
+"""Extract video features (CLIP, SlowFast) for a folder of videos and CLIP features for a jsonl of queries, into
+feature stores the trainer reads.
 
     python -m univtg_core.training.extract --videos DIR --queries Q.jsonl --out DIR [--clip-weights openai]
+    python -m univtg_core.training.extract --features clip slowfast --slowfast-weights SLOWFAST_8x8_R50.pkl ...
     torchrun --nproc_per_node 4 -m univtg_core.training.extract ...   # each rank takes its own shard
 
-Writes two feature stores (`univtg_core.store`): `<out>/vid_clip` with one entry per video named by its file
-stem (the vid), array `features` (one CLIP image embedding per clip of `--clip_length` s), and
-`<out>/txt_clip` with one entry per qid, arrays `last_hidden_state` (per token) and `pooler_output` (the
-sentence embedding, which language-free evaluation uses); on rank 0, `<out>/annotations.jsonl`: the queries
-with any missing `duration` filled in from the video. `--t_feat_dir`/`--v_feat_dirs` of the trainer take
-these folders as they are. Videos stream into the store chunk by chunk, so a stopped run resumes inside the
-video it stopped in; finished entries are skipped; a damaged one is redone. `<out>/extract_info.json`
-records the encoder; resuming with another encoder is refused.
+Writes feature stores (`univtg_core.store`) in the official datasets' layout (UniVTG's `vid_slowfast`,
+`vid_clip`, `txt_clip`): `<out>/vid_<source>` for each of `--features` with one entry per video named by its
+file stem (the vid), array `features` (one row per clip of `--clip_length` s: 2 for QVHighlights, 1 for
+Charades-STA; CLIP: the image embedding of the clip's frame, SlowFast: HERO's 2304-d feature of the clip's
+30 fps frames), and `<out>/txt_clip` with one entry per qid, arrays `last_hidden_state` (per token) and
+`pooler_output` (the sentence embedding, which language-free evaluation uses); on rank 0,
+`<out>/annotations.jsonl`: the queries with any missing `duration` filled in from the video. The trainer's
+`--v_feat_dirs out/vid_slowfast out/vid_clip --t_feat_dir out/txt_clip` take these folders as they are (it
+cuts the sources to the shortest, as the official datasets: SlowFast keeps ceil(duration / L) clips, CLIP
+round(duration / L)). Videos stream into the store chunk by chunk, so a stopped run resumes inside the video
+it stopped in; finished entries are skipped; a damaged one is redone. `<out>/extract_info.json` records each
+encoder; resuming with another encoder for a source is refused.
 """
 
 from __future__ import annotations
@@ -33,12 +39,28 @@ logger = logging.getLogger("univtg_core.training.extract")
 
 
 
+FEATURES = ("clip", "slowfast")  # the video sources this command computes
+
+
 def _load_encoder(model_name: str, weights: str, device: str | None, batch_size: int = 32):
     from ..encoders import load_clip_encoder
 
     encoder = load_clip_encoder(model_name=model_name, weights=weights, device=device)
     encoder.batch_size = int(batch_size)  # frames per forward pass (--batch_size)
     return encoder
+
+
+def _load_slowfast(weights: str | None, device: str | None):
+    from ..slowfast import load_slowfast_encoder
+    from ..sources import missing_slowfast_weights
+
+    if not weights:
+        from ..models import FeatureSource, InputSpec
+
+        spec = InputSpec(video=(FeatureSource("slowfast", 2304),), text=FeatureSource("clip_tokens", 512),
+                         clip_len=2.0, window=75)
+        raise missing_slowfast_weights(spec, "--features slowfast")
+    return load_slowfast_encoder(weights, device=device)
 
 
 def _probe_duration(path: Path) -> float:
@@ -65,40 +87,58 @@ def list_videos(folder: str | Path) -> list[Path]:
 
 
 def _check_info(out: Path, info: dict) -> None:
+    """Refuse a setting that differs from what the folder was extracted with; record the new ones."""
     path = out / "extract_info.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if {k: old.get(k) for k in info} != info:
-            raise DataError(f"{out} was extracted with {old}, not {info}; use another --out or the same encoder")
-    else:
-        path.write_text(json.dumps(info, indent=2))
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    changed = {k: (old[k], v) for k, v in info.items() if k in old and old[k] != v}
+    if changed:
+        raise DataError(f"{out} was extracted with {old}, not {info}; use another --out or the same encoders")
+    if not path.is_file() or any(k not in old for k in info):
+        path.write_text(json.dumps({**old, **info}, indent=2))
 
 
 def extract(videos_dir: str | Path, out: str | Path, queries: str | Path | None = None,
             model_name: str = "ViT-B-32", weights: str = "openai", clip_len: float = 2.0,
             batch_size: int = 32, device: str | None = None, rank: int = 0, world_size: int = 1,
-            progress: bool = True) -> dict:
-    """Extract this rank's shard of videos and queries; returns counts {videos, skipped, failed, queries}."""
+            progress: bool = True, features: Sequence[str] = ("clip",),
+            slowfast_weights: str | None = None) -> dict:
+    """Extract this rank's shard of videos (each of `features`: "clip", "slowfast") and queries; returns
+    counts {videos, skipped, failed, queries}."""
     from tqdm import tqdm
 
     from ..store import FeatureStore
 
+    features = tuple(dict.fromkeys(features))
+    unknown = [f for f in features if f not in FEATURES]
+    if unknown or not features:
+        raise DataError(f"--features takes {' and/or '.join(FEATURES)}; got {list(features)}")
     out = Path(out)
-    videos_store, texts_store = FeatureStore(out / "vid_clip"), FeatureStore(out / "txt_clip")
+    stores = {name: FeatureStore(out / f"vid_{name}") for name in features}
+    texts_store = FeatureStore(out / "txt_clip")
     records = load_jsonl(queries) if queries else []
     all_videos = list_videos(videos_dir)
     mine = shard(all_videos, rank, world_size)
-    todo = [p for p in mine if videos_store.get(p.stem) is None]
+    todo = [p for p in mine if any(store.get(p.stem) is None for store in stores.values())]
     my_queries = [r for r in shard(records, rank, world_size) if texts_store.get(str(r["qid"])) is None]
     counts = {"videos": 0, "skipped": len(mine) - len(todo), "failed": [], "queries": 0}
     if todo or my_queries:
-        encoder = _load_encoder(model_name, weights, device, batch_size)
-        fingerprint = str(getattr(encoder, "fingerprint", weights))
+        encoders: dict = {}
+        if "clip" in features or my_queries:
+            encoders["clip"] = _load_encoder(model_name, weights, device, batch_size)
+        if "slowfast" in features and todo:
+            encoders["slowfast"] = _load_slowfast(slowfast_weights, device)
+        info = {"clip_length": clip_len}
+        if "clip" in encoders:
+            info.update(model=model_name, fingerprint=str(getattr(encoders["clip"], "fingerprint", weights)))
+        if "slowfast" in encoders:
+            info["slowfast_fingerprint"] = str(encoders["slowfast"].fingerprint)
         if rank == 0:
-            _check_info(out, {"model": model_name, "fingerprint": fingerprint, "clip_length": clip_len})
+            _check_info(out, info)
         for path in tqdm(todo, desc=f"videos (rank {rank})", disable=not progress):
             try:
-                _extract_video(videos_store, encoder, path, clip_len, fingerprint)
+                for name in features:
+                    enc = encoders[name]
+                    _extract_video(stores[name], enc, path, clip_len, str(enc.fingerprint))
             except StoreFullError:
                 raise  # every later video would fail the same way
             except UniVTGError as exc:
@@ -109,10 +149,10 @@ def extract(videos_dir: str | Path, out: str | Path, queries: str | Path | None 
         for record in tqdm(my_queries, desc=f"queries (rank {rank})", disable=not progress):
             if not str(record.get("query") or "").strip():
                 raise DataError(f"{queries}: qid {record.get('qid')!r} has no query text")
-            features = encoder.encode_text(record["query"])
-            texts_store.put(str(record["qid"]), {"last_hidden_state": np.asarray(features.tokens, np.float32),
-                                                 "pooler_output": np.asarray(features.sentence, np.float32)},
-                            meta={"query": record["query"], "encoder": fingerprint})
+            text = encoders["clip"].encode_text(record["query"])
+            texts_store.put(str(record["qid"]), {"last_hidden_state": np.asarray(text.tokens, np.float32),
+                                                 "pooler_output": np.asarray(text.sentence, np.float32)},
+                            meta={"query": record["query"], "encoder": info.get("fingerprint")})
             counts["queries"] += 1
     if rank == 0 and records:
         by_stem = {p.stem: p for p in all_videos}
@@ -145,12 +185,19 @@ def _extract_video(store, encoder, path: Path, clip_len: float, fingerprint: str
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m univtg_core.training.extract",
-                                     description="CLIP features for your own videos and queries (resumable).")
+                                     description="CLIP (and SlowFast) features for your own videos and queries "
+                                                 "(resumable).")
     parser.add_argument("--videos", required=True, help="folder of videos; the file stem is the vid")
     parser.add_argument("--queries", help="jsonl with qid and query (and vid, relevant_windows to train)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--clip-model", default="ViT-B-32")
     parser.add_argument("--clip-weights", default="openai", help="openai, random or a checkpoint path")
+    parser.add_argument("--features", nargs="+", choices=FEATURES, default=["clip"],
+                        help="video features to extract, each into <out>/vid_<name> (default: clip; "
+                             "UniVTG's and MESM's SlowFast checkpoints: clip slowfast)")
+    parser.add_argument("--slowfast-weights", default=os.environ.get("UNIVTG_SLOWFAST_WEIGHTS") or None,
+                        help="PySlowFast's SLOWFAST_8x8_R50.pkl, a .safetensors converted from it, or random "
+                             "(or $UNIVTG_SLOWFAST_WEIGHTS); needed with --features slowfast")
     parser.add_argument("--clip_length", "--clip-length", type=float, default=2.0, help="seconds per clip")
     parser.add_argument("--batch-size", type=int, default=32, help="frames per CLIP forward pass (default 32)")
     parser.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK when available")
@@ -165,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     try:
         counts = extract(args.videos, args.out, args.queries, args.clip_model, args.clip_weights,
-                         args.clip_length, args.batch_size, device, rank, world, progress=os.isatty(2))
+                         args.clip_length, args.batch_size, device, rank, world, progress=os.isatty(2),
+                         features=args.features, slowfast_weights=args.slowfast_weights)
     except UniVTGError as exc:
         logger.error("%s", exc)
         return 1

@@ -57,6 +57,17 @@ def open_reader(path: str | os.PathLike, backend: str) -> Reader:
     )
 
 
+def auto_backend() -> str | None:
+    """The backend ``"auto"`` opens files with here (None: none installed)."""
+    for name in AUTO_ORDER:
+        try:
+            READERS[name]()
+        except ImportError:
+            continue
+        return name
+    return None
+
+
 def silence_decoder_logs(verbose: bool = False) -> None:
     """Keep the decoder libraries' own messages off stderr (a command line shows one ``error:`` line).
 
