@@ -60,17 +60,24 @@ def read_checkpoint(path: str | Path, safe_globals: tuple[Any, ...] | None = Non
 
 
 def _check_widths(arch: Architecture, config: Any, path: Path, video_dim: int | None, text_dim: int | None) -> None:
+    """One line naming the features the checkpoint needs and the ones the caller's encoder gives."""
     spec = getattr(config, "input_spec", None)
     if spec is None:
         return
-    if video_dim is not None and spec.video_dim != video_dim:
-        raise CheckpointError(
-            f"{path.name} ({arch.name}) expects video features {spec.describe_video()} = {spec.video_dim} wide, "
-            f"but the encoder gives {video_dim}; use the features (CLIP model) the checkpoint was trained with")
-    if text_dim is not None and spec.text.dim != text_dim:
-        raise CheckpointError(
-            f"{path.name} ({arch.name}) expects query tokens {spec.text.name} of width {spec.text.dim}, but the "
-            f"encoder gives {text_dim}; use the CLIP model the checkpoint was trained with")
+    video_wrong = video_dim is not None and spec.video_dim != video_dim
+    text_wrong = text_dim is not None and spec.text.dim != text_dim
+    if not (video_wrong or text_wrong):
+        return
+    needs = f"{spec.text.name} ({spec.text.dim}) query tokens"
+    gives = f"{text_dim}-wide query tokens"
+    if video_wrong:
+        needs = f"video features {spec.describe_video()} = {spec.video_dim} wide and {needs}"
+        gives = f"{video_dim}-wide video features and {gives}"
+        raise CheckpointError(f"{path.name} ({arch.name}) expects {needs}, but the encoder gives {gives}; use a "
+                              f"checkpoint trained on the features the encoder computes (CLIP), or the CLIP model "
+                              f"the checkpoint was trained with")
+    raise CheckpointError(f"{path.name} ({arch.name}) expects {needs}, but the encoder gives {gives}; use the CLIP "
+                          f"model (text features) the checkpoint was trained with")
 
 
 def load_model(path: str | Path, model: str | None = None, device: str | torch.device | None = None,

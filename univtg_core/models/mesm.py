@@ -922,10 +922,11 @@ def official_options(config: MESMConfig, extra: Mapping[str, Any] | None = None)
     return options
 
 
-def save_mesm_checkpoint(path: str | Path, model: MESM, options: Mapping[str, Any] | None = None, epoch: int = -1,
-                         optimizer: torch.optim.Optimizer | None = None, lr_scheduler: Any = None) -> Path:
-    """Write a checkpoint in the official training script's format (dict of model, optimizer, lr_scheduler,
-    epoch, opt as an argparse.Namespace with device a torch.device), so the official code loads it too."""
+def mesm_checkpoint(model: MESM, options: Mapping[str, Any] | None = None, epoch: int = -1,
+                    optimizer: torch.optim.Optimizer | None = None, lr_scheduler: Any = None) -> dict[str, Any]:
+    """The official training script's checkpoint dictionary (model without text tower, optimizer,
+    lr_scheduler, epoch, opt as an argparse.Namespace with `device` a torch.device), so the official code
+    loads ours."""
     opt = official_options(model.config, options)
     opt["device"] = torch.device(str(opt.get("device", "cuda")))
     ckpt: dict[str, Any] = {"model": OrderedDict((k, v.detach().cpu()) for k, v in model.state_dict().items()
@@ -935,9 +936,15 @@ def save_mesm_checkpoint(path: str | Path, model: MESM, options: Mapping[str, An
         ckpt["lr_scheduler"] = lr_scheduler.state_dict()
     ckpt["epoch"] = int(epoch)
     ckpt["opt"] = argparse.Namespace(**opt)
+    return ckpt
+
+
+def save_mesm_checkpoint(path: str | Path, model: MESM, options: Mapping[str, Any] | None = None, epoch: int = -1,
+                         optimizer: torch.optim.Optimizer | None = None, lr_scheduler: Any = None) -> Path:
+    """Write `mesm_checkpoint(...)` to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, path)
+    torch.save(mesm_checkpoint(model, options, epoch, optimizer, lr_scheduler), path)
     return path
 
 
@@ -982,6 +989,6 @@ ARCHITECTURE = register(Architecture(
 
 
 __all__ = ["ARCHITECTURE", "MESM", "MESMCheckpoint", "MESMConfig", "build_mesm", "config_from_checkpoint",
-           "config_from_contents", "draw_masked_words", "drop_text_encoder", "load_mesm", "official_options",
-           "read_mesm_checkpoint", "sample_negative_queries", "save_mesm_checkpoint", "video_sources_from_options",
-           "with_config"]
+           "config_from_contents", "draw_masked_words", "drop_text_encoder", "load_mesm", "mesm_checkpoint",
+           "official_options", "read_mesm_checkpoint", "sample_negative_queries", "save_mesm_checkpoint",
+           "video_sources_from_options", "with_config"]
