@@ -3,6 +3,10 @@
 `build_demo` builds everything from its arguments and nothing happens at import. One `Grounder` is shared
 by every user; what belongs to one browser session (its output folder) lives in `gr.State`. What the events
 do is in `app.handlers`, the page's CSS and player script in `app/static/` (read by `app.assets`).
+
+The one public endpoint is `/predict` (video, text="", image=None) -> predictions, moments, saliency_curve,
+points, summary_video, downloads, status, saliency_per_clip (the output components' labels say so); every
+other event is private (UI only).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import gradio as gr
 
 from . import builders, handlers
 from .assets import Assets, load_assets
+from .components import query_image
 from .examples import load_examples
 from .session import SessionStore
+from .storage import DiskBudget
 
 
 def theme() -> gr.themes.Base:
@@ -25,7 +31,7 @@ def theme() -> gr.themes.Base:
 def _limit_text(max_duration: float | None) -> str:
     if not max_duration:
         return ""
-    return f" Videos up to {builders.format_duration(max_duration)}."
+    return f" Videos up to {builders.format_length(max_duration)}."
 
 
 def _banners(grounder: Any) -> None:
@@ -57,22 +63,26 @@ def build_demo(
     sessions: SessionStore | None = None,
     gpu_seconds: int = 120,
     assets: Assets | None = None,
+    options: handlers.PageOptions | None = None,
+    budget: DiskBudget | None = None,
 ) -> gr.Blocks:
     """The whole page around one shared `grounder` (see `univtg_core.Grounder`).
 
     `max_duration` is only shown to the user (the grounder enforces it); `examples_dir` holds
     `examples.json` and its files; `sessions` owns the per-session output folders; `assets` are the static
-    files (read from `app/static/` when not given; `launch` needs their CSS too).
+    files (read from `app/static/` when not given; `launch` needs their CSS too); `options` say how results
+    are shown (nested moments folded or dropped, how many rows); `budget` pins what running queries use.
     """
     sessions = sessions or SessionStore()
     assets = assets or load_assets()
+    options = options or handlers.PageOptions()
     examples = load_examples(examples_dir) if examples_dir else []
-    queries = handlers.QueryHandler(grounder, sessions, gpu_seconds)
+    queries = handlers.QueryHandler(grounder, sessions, gpu_seconds, options=options, budget=budget)
 
     with gr.Blocks(title="UniVTG · find moments in a video", analytics_enabled=False,
                    delete_cache=(3600, 6 * 3600)) as demo:
         session_state = gr.State(None, time_to_live=6 * 3600, delete_callback=sessions.close)
-        segment = gr.JSON(visible=False)  # [start, end] of what the player should play next (UI only)
+        segment = gr.JSON(visible=False)  # [start, end, row, play] for the player script (UI only)
 
         gr.Markdown(
             "# UniVTG · find moments in a video\n"
@@ -82,49 +92,61 @@ def build_demo(
         )
         _banners(grounder)
 
-        # Results first (not yet placed) so the examples in the left column can name them as outputs.
+        # Results first (not yet placed) so the examples in the left column can name them as outputs. Their
+        # labels are the names `view_api()` gives the endpoint's outputs.
+        status = gr.Markdown("", label="Status: the query that ran, moments found, timings", elem_id="status",
+                             render=False)
         table = gr.Dataframe(
             headers=builders.TABLE_HEADERS,
             datatype=builders.TABLE_DATATYPES,
-            label="Top moments (choose a row to play it)",
+            label="Moments (each event once; choose a row to play it)",
             interactive=False,
             wrap=True,
-            max_height=330,
+            max_height=360,
             elem_id="moments",
-            column_widths=["7%", "13%", "13%", "14%", "13%", "40%"],
+            column_widths=["7%", "16%", "16%", "17%", "16%", "28%"],
             render=False,
         )
-        plot = gr.Image(label="Saliency over the video", show_label=False, type="filepath", interactive=False,
-                        elem_id="saliency", buttons=["download", "fullscreen"], render=False)
-        curve = gr.LinePlot(x="time", y="saliency", x_title="time (s)", y_title="saliency", height=240,
-                            elem_id="curve", label="Saliency per clip", render=False)
-        gallery = gr.Gallery(label="Highlight and summary points (choose one to play it)", columns=6, height="auto",
-                             object_fit="cover", elem_id="points", format="jpeg", allow_preview=False,
+        plot = gr.Image(label="Saliency curve: the whole video and a zoom on the playing moment", show_label=False,
+                        type="filepath", interactive=False, elem_id="saliency", buttons=["download", "fullscreen"],
+                        render=False)
+        curve = gr.LinePlot(x="time", y="saliency", x_title="drag a range to play it (times: see the curve tab)",
+                            y_title="saliency", height=220, elem_id="curve", label="Saliency per clip",
+                            x_axis_labels_visible=False, tooltip=["at"], render=False)
+        gallery = gr.Gallery(label="Highlight and summary points", show_label=False, columns=6, height="auto",
+                             object_fit="cover", elem_id="points", allow_preview=False, buttons=[],
                              render=False)
+        summary_video = gr.Video(label="Summary video", show_label=False, interactive=False,
+                                 elem_id="summary-video", height=240, render=False)
+        summary_note = gr.Markdown("", elem_id="summary-caption", render=False)  # UI only: points, length
         downloads = gr.File(label="Downloads: predictions (JSON), top moment (mp4), summary (mp4)",
                             file_count="multiple", interactive=False, elem_id="downloads", render=False)
-        result_json = gr.JSON(label="Predictions", elem_id="result-json", render=False)
-        status = gr.Markdown("", elem_id="status", render=False)
-        data_outputs = [result_json, table, plot, gallery, downloads, status, curve]
+        result_json = gr.JSON(label="Predictions (JSON)", elem_id="result-json", render=False)
+        data_outputs = [result_json, table, plot, gallery, summary_video, downloads, status, curve]
 
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=360):
-                player = gr.Video(label="Video", sources=["upload"], elem_id="player", height=340,
-                                  include_audio=True)
-                text = gr.Textbox(label="Text query", placeholder="e.g. a person opens the door  (Enter to search)",
-                                  lines=1, max_lines=2, max_length=300, elem_id="query-text")
-                image = gr.Image(label="Example image (optional)", type="filepath", height=150,
-                                 sources=["upload", "clipboard"], elem_id="query-image")
+        with gr.Row(equal_height=False, elem_id="columns"):
+            with gr.Column(scale=5, min_width=340):
+                video = gr.File(label="Video", file_count="single", file_types=["video"], type="filepath",
+                                elem_id="upload", height=90)
+                player = gr.Video(label="Player", interactive=False, elem_id="player", height=320,
+                                  buttons=["download"])
+                text = gr.Textbox(value="", label="Text query",
+                                  placeholder="e.g. a person opens the door  (Enter to search)", lines=1,
+                                  max_lines=2, max_length=options.max_query_chars, elem_id="query-text")
+                image = query_image(label="Example image (optional)", type="filepath", height=150,
+                                   sources=["upload", "clipboard"], elem_id="query-image")
                 with gr.Row():
                     submit = gr.Button("Find moments", variant="primary", elem_id="submit")
-                    gr.ClearButton(value="Clear query", components=[text, image])
-                status.render()
+                    gr.ClearButton(value="Clear query", components=[text, image], elem_id="clear-query")
+                example_block = None
                 if examples:
-                    gr.Examples(
+                    example_block = gr.Examples(
                         examples=[[e["video"], e["text"], e["image"]] for e in examples],
                         example_labels=[e["label"] for e in examples],
-                        inputs=[player, text, image],
-                        outputs=data_outputs,
+                        inputs=[video, text, image],
+                        # Not the interactive curve: Gradio's cached LinePlot value breaks the plot once a
+                        # range was dragged on it; `cue_example` draws the curve from the result instead.
+                        outputs=data_outputs[:-1],
                         fn=queries.predict_example,
                         # Cached so that a Space answers examples at once. "lazy" caches each example on
                         # its first use, shared by all users from then on, so start-up does not wait for
@@ -133,36 +155,50 @@ def build_demo(
                         cache_mode="lazy",
                         label="Examples: bundled videos with queries",
                         examples_per_page=8,
+                        elem_id="examples",
                     )
-            with gr.Column(scale=7, min_width=420):
+            with gr.Column(scale=7, min_width=340):
+                status.render()
                 table.render()
                 with gr.Tabs():
                     with gr.Tab("Saliency curve"):
                         plot.render()
                     with gr.Tab("Interactive curve (drag a range to play it)"):
                         curve.render()
+                gr.Markdown("**Highlight and summary points** (choose one to play it)", elem_id="points-title")
                 gallery.render()
+                summary_note.render()
+                summary_video.render()
                 downloads.render()
-                with gr.Accordion("Predictions as JSON (the core's format)", open=False):
+                with gr.Accordion("Predictions as JSON (what the API returns)", open=False):
                     result_json.render()
 
         event = gr.on(
             triggers=[submit.click, text.submit],
             fn=queries.predict,
-            inputs=[player, text, image, session_state],
+            inputs=[video, text, image, session_state],
             outputs=[*data_outputs, session_state],
             api_name="predict",
-            show_progress_on=[status, table],
+            show_progress_on=[status],  # one place for progress and for the one error message
             concurrency_id="model",  # every query shares the queue's limit on the one model
         )
-        # UI only, kept out of the API and out of the model's queue (they are instant): cue the player at the
-        # top moment once the answer is there; play a chosen row, gallery point or dragged range.
-        ui_only = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
-        event.success(handlers.seek_top, inputs=[result_json], outputs=[player], **ui_only)
-        for source, pick in ((table, handlers.pick_row), (gallery, handlers.pick_point),
-                             (curve, handlers.pick_range)):
-            source.select(pick, inputs=[result_json], outputs=[player, segment], **ui_only).then(
-                None, inputs=[segment], js=assets.play_segment_js, **ui_only
-            )
+        # UI only, kept out of the API and out of the model's queue: show a new upload in the player (a
+        # playable copy when needed, with progress); cue the player at the top moment once the answer is
+        # there; play a chosen row, gallery point or dragged range and mark it on the curve.
+        ui_only = dict(api_visibility="private", concurrency_limit=None)
+        player_js = dict(fn=None, inputs=[segment], js=assets.play_segment_js, **ui_only)
+        for trigger in (video.upload, video.clear):
+            trigger(queries.prepare_player, inputs=[video, session_state],
+                    outputs=[player, session_state, *data_outputs, summary_note], show_progress_on=[player],
+                    **ui_only)
+        cued = dict(outputs=[player, segment, plot, summary_note], show_progress="hidden", **ui_only)
+        event.success(queries.cue_top, inputs=[result_json, session_state], **cued).then(**player_js)
+        if example_block is not None and example_block.cache_event is not None:
+            example_block.cache_event.then(queries.cue_example, inputs=[video, result_json, session_state],
+                                           **{**cued, "outputs": [*cued["outputs"], curve]}).then(**player_js)
+        picked = dict(outputs=[player, segment, plot], show_progress="hidden", **ui_only)
+        for source, pick in ((table, queries.pick_row), (gallery, queries.pick_point),
+                             (curve, queries.pick_range)):
+            source.select(pick, inputs=[result_json, session_state], **picked).then(**player_js)
         demo.unload(queries.end_session)
     return demo

@@ -12,12 +12,14 @@ touched for `ttl` seconds.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,12 +34,36 @@ class Session:
 
     folder: Path
     created: float = field(default_factory=time.time)
+    # Browser-playable copies this session made -> the uploads they stand for (features come from those).
+    originals: dict[str, Path] = field(default_factory=dict)
 
     def new_path(self, stem: str, suffix: str) -> Path:
         """A fresh file name in this session's folder: readable stem plus a random part, never reused."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.touch()
         return self.folder / f"{_SAFE.sub('-', stem)[:48]}-{uuid.uuid4().hex[:10]}{suffix}"
+
+    def write(self, stem: str, suffix: str, writer: Callable[[Path], object]) -> Path:
+        """A new file written once and atomically: `writer` fills a hidden temporary name in the same folder,
+        which is renamed into place only when complete. A name that was returned is never written again, so
+        a file being served is never rewritten under a reader (or seen half-written)."""
+        final = self.new_path(stem, suffix)
+        partial = final.with_name(f".{final.stem}.partial{suffix}")  # same suffix: ffmpeg picks the format
+        try:
+            writer(partial)
+            os.replace(partial, final)
+        finally:
+            partial.unlink(missing_ok=True)
+        return final
+
+    def remember_original(self, copy: Path, original: str | Path) -> None:
+        """`copy` (a browser-playable copy) stands for `original` in this session's later queries."""
+        self.originals[Path(copy).name] = Path(original)
+
+    def original_of(self, video: str | Path) -> str:
+        """The upload a player copy stands for (matched by the copy's unique name), else `video` itself."""
+        original = self.originals.get(Path(video).name)
+        return str(original) if original is not None and original.is_file() else str(video)
 
     def touch(self) -> None:
         try:

@@ -34,6 +34,8 @@ def artifact_dir() -> Path:
 def chromium_path() -> Path:
     """The Chromium the browser tests drive: $UNIVTG_CHROMIUM, else Debian's /usr/bin/chromium."""
     return Path(os.environ.get("UNIVTG_CHROMIUM") or "/usr/bin/chromium")
+
+
 @pytest.fixture(scope="session")
 def univtg_reference() -> Path:
     """The official UniVTG fixture folder (checkpoint, inputs, outputs)."""
@@ -46,3 +48,16 @@ def univtg_model(univtg_reference):
     from univtg_core import load_model
 
     return load_model(univtg_reference / "model_best.ckpt", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """One running app for every app test module (tests/app_server.py says how it is started)."""
+    pytest.importorskip("gradio_client")
+    from app_server import SERVER_FLAGS, AppServer
+
+    server = AppServer(tmp_path_factory.mktemp("app-server"), *SERVER_FLAGS)
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -129,18 +129,33 @@ def test_the_old_reformat_path_is_not_what_ffmpeg_makes(videos):
     assert np.abs(old.astype(np.int16) - ref[0].astype(np.int16)).max() > 8
 
 
-@pytest.mark.slow  # random-init CLIP: a few seconds on an idle machine
-def test_clip_features_match_within_1e4(videos):
+def test_the_clip_reader_gives_the_official_pixels(videos):
+    """What indexing reads (`video.iter_clip_frames`: seeks, skipped frames, the file's timeline, the display
+    rotation) equals the official CLIP command line byte for byte, clip count included."""
+    from univtg_core.video import iter_clip_frames
+
+    for name, path in videos.items():
+        ref = run_official_ffmpeg(path, "1/2")
+        ours = np.concatenate(list(iter_clip_frames(path, clip_len=2.0, size=224)))
+        assert ours.shape == ref.shape, f"{name}: {ours.shape} clips, ffmpeg {ref.shape}"
+        diff = np.abs(ours.astype(np.int16) - ref.astype(np.int16))
+        assert diff.max() == 0, f"{name}: {int((diff > 0).sum())} values differ by up to {diff.max()}"
+
+
+@pytest.mark.slow  # random-init ViT-B/32 on the CPU: ~10 s
+def test_indexed_features_match_the_official_command_within_1e4(videos, tmp_path):
+    """`index_video` (the product's path) against the same weights on the official command line's frames."""
     import torch
 
     from univtg_core.encoders import load_clip_encoder
+    from univtg_core.indexing import index_video
 
     torch.manual_seed(0)
     enc = load_clip_encoder(weights="random", device="cpu")
-    for name in ("land2997", "portrait25", "bt709_hd", "ntsc14985"):
-        ref = run_official_ffmpeg(videos[name], "1/2")
-        ours = np.stack(list(iter_official_frames(videos[name], "1/2")))
-        a, b = enc.encode_frames(ours), enc.encode_frames(ref)
-        a /= np.linalg.norm(a, axis=1, keepdims=True)
-        b /= np.linalg.norm(b, axis=1, keepdims=True)
+    for name in ("land2997", "portrait25", "bt709_hd", "ntsc14985", "rotated", "late_start"):
+        ref = enc.encode_frames(run_official_ffmpeg(videos[name], "1/2"))
+        ours = index_video(videos[name], enc, clip_len=2.0, cache_dir=tmp_path, use_cache=False).features
+        assert ours.shape == ref.shape, name
+        a = ours / np.linalg.norm(ours, axis=1, keepdims=True)
+        b = ref / np.linalg.norm(ref, axis=1, keepdims=True)
         assert np.abs(a - b).max() <= 1e-4, name

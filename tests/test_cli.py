@@ -80,7 +80,7 @@ def test_python_api_finds_the_planted_segment_and_caches(media, grounder, monkey
     def no_decoding(*args, **kwargs):
         raise AssertionError("the video was decoded again")
 
-    monkeypatch.setattr(indexing_module, "iter_clip_frames", no_decoding)
+    monkeypatch.setattr(grounder.encoder, "iter_video_features", no_decoding)
     monkeypatch.setattr(indexing_module, "probe_video", no_decoding)
     second = grounder.index(media["video"])
     assert second.from_cache

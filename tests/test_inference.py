@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from univtg_core import Moment, Query, ground
+from univtg_core import Moment, Query, QueryError, ground
 from univtg_core import postprocess as pp
 from univtg_core.inference import run_model, window_starts
 from univtg_core.spans import temporal_iou, temporal_nms
@@ -32,7 +32,7 @@ def test_demo_postprocess_matches_official(univtg_model, univtg_reference):
     np.testing.assert_allclose(np.sort(out["scores"])[::-1][:5], demo["top5_confidences"], atol=1e-6)
     assert int(np.argmax(out["saliency"])) == demo["top1_highlight_clip_index"]
 
-    pred = ground(data["vid_raw"], data["txt_raw"], clip_len=2.0, model=univtg_model, query=demo["query"])
+    pred = ground(data["vid_raw"], data["txt_raw"], clip_len=2.0, model=univtg_model, label=demo["query"])
     assert pred.highlight == demo["top1_highlight_seconds"]
     top_start, top_end = demo["top1_window_seconds"]
     duration = 37 * 2.0
@@ -48,7 +48,7 @@ def test_demo_postprocess_matches_official(univtg_model, univtg_reference):
 
 def test_prediction_json_has_the_standard_fields(univtg_model, univtg_reference):
     data = np.load(univtg_reference / "io_single.npz")
-    pred = ground(data["vid_raw"], data["txt_raw"], clip_len=2.0, model=univtg_model, query="q", duration=73.5)
+    pred = ground(data["vid_raw"], data["txt_raw"], clip_len=2.0, model=univtg_model, label="q", duration=73.5)
     record = pred.to_dict()
     assert record["query"] == "q" and record["duration"] == 73.5 and record["clip_len"] == 2.0
     assert len(record["pred_saliency_scores"]) == 37
@@ -89,7 +89,7 @@ def test_zero_shot_finds_the_planted_segment():
     rng = np.random.default_rng(1)
     concepts, feats = _planted(rng)
     for k, expected in enumerate([(0, 10), (10, 20), (20, 30)]):
-        pred = ground(feats, concepts[k][None], clip_len=2.0)
+        pred = ground(feats, Query(embedding=concepts[k]), clip_len=2.0)
         assert pred.mode == "zero-shot"
         assert temporal_iou([[pred.moments[0].start, pred.moments[0].end]], [expected])[0, 0] >= 0.99
         assert expected[0] <= pred.highlight < expected[1]
@@ -169,26 +169,37 @@ def test_saliency_is_averaged_over_every_overlap_of_windows():
                                model.predict_windows(feats[27:37], query, 2.0).windows[0], atol=1e-4)
 
 
-def test_long_queries_are_cut_as_the_official_extractor_cut_them(univtg_model, caplog):
-    """A 40-row text query (start, 38 BPE tokens, end) plus one image row: the model reads the start token,
-    the first 30 BPE tokens, the end token and the image row, i.e. 33 rows; dataset tokens are not cut."""
+def test_encoder_made_text_longer_than_the_model_reads_is_refused_not_cut_inexactly(univtg_model):
+    """CLIP's end row depends on where the sequence ends, so 32 official rows cannot be cut out of a 40-row
+    encoding: the model refuses it and says how to encode the query; 32 text rows plus an image row are read
+    as they are; dataset tokens (no text_rows) are never cut."""
     rng = np.random.default_rng(5)
     text = rng.normal(size=(40, 512)).astype(np.float32)
     image = rng.normal(size=(1, 512)).astype(np.float32)
-    tokens = np.concatenate([text, image])
-    read = univtg_model.query_input(Query(tokens, text_rows=40))
-    official = pp.l2_normalize(np.concatenate([text[:31], text[39:40], image]))
-    np.testing.assert_array_equal(read.tokens, official)
-    assert (read.rows_read, read.rows_given) == (33, 41)
-    assert univtg_model.query_input(tokens).rows_read == 41
     feats = rng.normal(size=(20, 512)).astype(np.float32)
-    with caplog.at_level("WARNING", logger="univtg_core.inference"):
-        pred = ground(feats, Query(tokens, text_rows=40, text="a long query"), clip_len=2.0, model=univtg_model)
+    with pytest.raises(QueryError, match="token_limit"):
+        univtg_model.query_input(Query(np.concatenate([text, image]), text_rows=40))
+    with pytest.raises(QueryError, match="token_limit"):
+        ground(feats, Query(np.concatenate([text, image]), text_rows=40), clip_len=2.0, model=univtg_model)
+    assert univtg_model.text_token_limit == 32
+    read = univtg_model.query_input(Query(np.concatenate([text[:32], image]), text_rows=32))
+    np.testing.assert_array_equal(read.tokens, pp.l2_normalize(np.concatenate([text[:32], image])))
+    assert (read.rows_read, read.rows_given) == (33, 33)
+    assert univtg_model.query_input(text).rows_read == 40
+    pred = ground(feats, Query(np.concatenate([text[:32], image]), text_rows=32, text_tokens=40, text="a long query"),
+                  clip_len=2.0, model=univtg_model)
     assert pred.query == "a long query"
-    assert [r.message for r in caplog.records].count(
-        "the model reads 33 of the query's 41 token rows, cut as its official feature extractor cut them") == 1
-    cut = ground(feats, np.concatenate([text[:31], text[39:40], image]), clip_len=2.0, model=univtg_model)
-    np.testing.assert_allclose(pred.saliency, cut.saliency, atol=1e-6)
+    record = pred.to_dict()
+    assert (record["tokens_read"], record["query_tokens"], record["query_cut"]) == (33, 40, True)
+
+
+def test_zero_shot_refuses_token_rows_without_their_embedding():
+    rng = np.random.default_rng(6)
+    feats = rng.normal(size=(30, 8)).astype(np.float32)
+    with pytest.raises(QueryError, match="joint-space embedding"):
+        ground(feats, rng.normal(size=(5, 8)), clip_len=2.0)
+    with pytest.raises(QueryError, match="joint-space embedding"):
+        ground(feats, Query(rng.normal(size=(5, 8))), clip_len=2.0)
 
 
 def test_predictions_compare_by_value_without_asking_an_array_for_its_truth():

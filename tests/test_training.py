@@ -422,37 +422,42 @@ def test_teacher_labels_planted_concepts_and_the_trainer_reads_them(tmp_path):
 
 
 class _FakeEncoder:
-    image_size = 8
+    """The video-stream protocol of the indexer (`expected_clips`, `iter_video_features`) and text encoding."""
+
     fingerprint = "fake-clip"
+    embed_dim = 4
 
-    def __init__(self):
-        self.frames_seen = 0
+    def __init__(self, lengths):
+        self.lengths = lengths
+        self.clips_encoded = 0
 
-    def encode_frames(self, frames):
-        self.frames_seen += len(frames)
-        return frames.reshape(len(frames), -1)[:, :4].astype(np.float32)  # numpy, as ClipEncoder returns
+    def expected_clips(self, path, clip_len=2.0):
+        return self.lengths[Path(path).stem]
+
+    def iter_video_features(self, path, clip_len=2.0, progress=None, *, start_clip=0):
+        n = self.lengths[Path(path).stem]
+        rows = np.arange(n * 4, dtype=np.float32).reshape(n, 4) + ord(Path(path).stem)
+        for first in range(start_clip, n, 2):
+            self.clips_encoded += len(rows[first:first + 2])
+            yield rows[first:first + 2]
 
     def encode_text(self, text):
         return argparse.Namespace(tokens=np.ones((len(text.split()), 4), np.float32), sentence=np.ones(4, np.float32))
 
 
 def test_extraction_layout_resume_and_shards(tmp_path, monkeypatch):
+    from univtg_core.store import FeatureStore
     from univtg_core.training import extract as ex
+    from univtg_core.training.data import FeatureStore as TrainingFeatures
 
     videos = tmp_path / "videos"
     videos.mkdir()
     for name in ("a.mp4", "b.mkv", "c.webm", "notes.txt"):
         (videos / name).write_bytes(b"x")
     lengths = {"a": 3, "b": 5, "c": 2}
-    encoder = _FakeEncoder()
+    encoder = _FakeEncoder(lengths)
     monkeypatch.setattr(ex, "_load_encoder", lambda *a, **k: encoder)
     monkeypatch.setattr(ex, "_probe_duration", lambda path: lengths[path.stem] * 2.0 - 0.5)
-
-    def frames(path, clip_len, size, batch_size):
-        n = lengths[path.stem]
-        yield np.full((n, size, size, 3), ord(path.stem), np.uint8)
-
-    monkeypatch.setattr(ex, "_iter_frames", frames)
     queries = tmp_path / "queries.jsonl"
     queries.write_text("".join(json.dumps({"qid": i, "query": f"q {i} words", "vid": v,
                                            "relevant_windows": [[0, 2]]}) + "\n"
@@ -461,21 +466,32 @@ def test_extraction_layout_resume_and_shards(tmp_path, monkeypatch):
     shard0 = ex.extract(videos, out, queries, rank=0, world_size=2, progress=False)
     shard1 = ex.extract(videos, out, queries, rank=1, world_size=2, progress=False)
     assert shard0["videos"] + shard1["videos"] == 3 and shard0["queries"] + shard1["queries"] == 5
-    assert sorted(p.name for p in (out / "vid_clip").iterdir()) == ["a.npz", "b.npz", "c.npz"]
-    assert np.load(out / "vid_clip" / "b.npz")["features"].shape == (5, 4)
-    text = np.load(out / "txt_clip" / "0.npz")
+    vids, texts = FeatureStore(out / "vid_clip"), FeatureStore(out / "txt_clip")
+    assert sorted(e.name for e in vids.list()) == ["a", "b", "c"]
+    np.testing.assert_array_equal(vids.get("b").features, np.arange(20, dtype=np.float32).reshape(5, 4) + ord("b"))
+    text = texts.get("0")
     assert text["last_hidden_state"].shape == (3, 4) and text["pooler_output"].shape == (4,)
     annotations = [json.loads(line) for line in (out / "annotations.jsonl").read_text().splitlines()]
     assert annotations[1]["duration"] == 9.5
+    # the trainer reads the stores as it reads the official folders
+    store = TrainingFeatures([str(out / "vid_clip")], str(out / "txt_clip"), normalize_video=False)
+    assert store.video("b").shape == (5, 4) and store.query(0).shape == (3, 4)
+    assert store.missing_files([{"qid": 0, "vid": "a"}, {"qid": 9, "vid": "z"}]) == [
+        f"{out / 'vid_clip'}['z']", f"{out / 'txt_clip'}[9]"]
 
-    (out / "vid_clip" / "c.npz").write_bytes(b"truncated")  # a crash mid-write is redone on resume
-    encoder.frames_seen = 0
+    # a crash inside video b: its first chunk is in, the entry partial; the run resumes inside it
+    (vids.root / "entries" / "b" / "meta.json").unlink()
+    with vids.writer("b", dim=4, total=5, meta={"encoder": "fake-clip", "clip_len": 2.0, "source": "b.mkv"}) as w:
+        w.append(np.arange(8, dtype=np.float32).reshape(2, 4) + ord("b"))
+    assert vids.get("b") is None
+    encoder.clips_encoded = 0
     again = ex.extract(videos, out, queries, progress=False)
-    assert again == {"videos": 1, "skipped": 2, "failed": [], "queries": 0} and encoder.frames_seen == 2
+    assert again == {"videos": 1, "skipped": 2, "failed": [], "queries": 0} and encoder.clips_encoded == 3
+    np.testing.assert_array_equal(vids.get("b").features, np.arange(20, dtype=np.float32).reshape(5, 4) + ord("b"))
 
-    other = _FakeEncoder()
+    other = _FakeEncoder(lengths)
     other.fingerprint = "another-clip"
     monkeypatch.setattr(ex, "_load_encoder", lambda *a, **k: other)
-    (out / "vid_clip" / "a.npz").unlink()
+    vids.remove("a")
     with pytest.raises(ex.DataError, match="another-clip"):
         ex.extract(videos, out, queries, progress=False)

@@ -7,27 +7,40 @@ from .errors import (
     CheckpointError,
     EncoderWeightsError,
     QueryError,
+    StillImageError,
+    StoreError,
+    StoreFullError,
     UniVTGError,
     UnknownModelError,
     VideoReadError,
     VideoTooLongError,
+    VideoTooShortError,
 )
 from .query import Query
 from .results import Moment, Prediction
 
 __all__ = [
     "CheckpointError",
+    "CurveView",
     "EncoderWeightsError",
+    "FeatureStore",
     "Grounder",
     "Moment",
     "Prediction",
     "Query",
     "QueryError",
+    "StillImageError",
+    "StoreError",
+    "StoreFullError",
+    "TimeLeft",
     "UniVTGError",
     "UnknownModelError",
     "VideoIndex",
     "VideoReadError",
     "VideoTooLongError",
+    "VideoTooShortError",
+    "curve_view",
+    "browser_playable",
     "cut_clip",
     "format_time",
     "ground",
@@ -35,11 +48,15 @@ __all__ = [
     "list_models",
     "load_clip_encoder",
     "load_model",
+    "make_playable_copy",
+    "probe_playback",
     "read_guidance",
     "read_frames_at",
     "results_are_meaningful",
+    "summary_spans",
     "write_summary_video",
     "load_slowfast_encoder",
+    "zoom_range",
 ]
 
 __version__ = "0.1.0"
@@ -61,6 +78,17 @@ _LAZY = {
     "cut_clip": "media",
     "write_summary_video": "media",
     "format_time": "formatting",
+    # long videos: the feature store, the curve sized for a screen, a zoomed range, the time an index has left
+    "FeatureStore": "store",
+    "CurveView": "curves",
+    "curve_view": "curves",
+    "zoom_range": "curves",
+    "TimeLeft": "curves",
+    # a front end's player: whether a file plays in a browser, a playable copy, the summary's spans
+    "probe_playback": "media",
+    "browser_playable": "media",
+    "make_playable_copy": "media",
+    "summary_spans": "media",
 }
 
 

@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 TESTED_PYAV = ("12.0.0", "18.1.0")
 _warned_version: list[str] = []
 
+# Display-matrix filters as (name, arguments): what the command line inserts to autorotate.
+Transform = tuple[tuple[str, "str | None"], ...]
+
 _ACCEPTED = "Pass a complete video file (mp4, mkv, webm, mov, avi, ...) that plays in a media player."
 
 
@@ -132,6 +135,16 @@ def _as_fraction(value: Fraction | float | int | str) -> Fraction:
     if out <= 0:
         raise ValueError(f"a frame rate must be > 0; got {value!r}")
     return out
+
+
+def tick_duration(clip_len: float) -> Fraction:
+    """Seconds between two outputs of the official CLIP command line, ``fps=1/clip_len``, as ffmpeg reads it.
+
+    UniVTG passes the rate as the float ``1 / clip_len``; ffmpeg turns its decimal text into a fraction.
+    """
+    if not clip_len > 0:
+        raise ValueError(f"clip_len must be a positive number of seconds; got {clip_len!r}")
+    return 1 / _as_fraction(1 / float(clip_len))
 
 
 def _file_url(path: str | os.PathLike) -> str:
@@ -237,8 +250,7 @@ class FrameConverter:
     (:func:`display_transform`), as the command line does.
     """
 
-    def __init__(self, geometry: OutputGeometry, transform: tuple[tuple[str, str | None], ...] = (),
-                 threads: int = 1):
+    def __init__(self, geometry: OutputGeometry, transform: Transform = (), threads: int = 1):
         self.geometry = geometry
         self.transform = tuple(transform)
         self.threads = int(threads)
@@ -334,7 +346,7 @@ def _buffer_args(frame, colour: bool) -> dict[str, str]:
     return args
 
 
-def display_transform(frame) -> tuple[tuple[str, str | None], ...]:
+def display_transform(frame) -> Transform:
     """The filters ffmpeg's command line inserts for a frame's display matrix (autorotation), as (name, args).
 
     Right angles and flips only, as the command line handles them with ``transpose``/``hflip``/``vflip``; any
@@ -359,6 +371,49 @@ def display_transform(frame) -> tuple[tuple[str, str | None], ...]:
         return (("vflip", None),) if matrix[4] < 0 else ()
     logger.warning("the video asks to be rotated by %.0f degrees; only right angles are applied", theta)
     return ()
+
+
+def swaps_axes(transform: Transform) -> bool:
+    """Whether the display transform turns the picture by a quarter (width and height trade places)."""
+    return any(name == "transpose" for name, _ in transform)
+
+
+def rotation_degrees(transform: Transform) -> int:
+    """Clockwise degrees by which a display transform turns the picture (flips alone: 0)."""
+    turn = dict(transform).get("transpose")
+    if turn in ("clock", "clock_flip"):
+        return 90
+    if turn in ("cclock", "cclock_flip"):
+        return 270
+    names = {name for name, _ in transform}
+    return 180 if {"hflip", "vflip"} <= names else 0
+
+
+def apply_display_transform(rgb: np.ndarray, transform: Transform) -> np.ndarray:
+    """The numpy equivalent of the display-transform filters, on an RGB ``(H, W, 3)`` array (thumbnails, decord).
+
+    ``transpose`` takes ffmpeg's directions: ``clock`` (a quarter turn clockwise), ``cclock``, and the
+    ``*_flip`` variants that also flip vertically.
+    """
+    for name, value in transform:
+        if name == "hflip":
+            rgb = rgb[:, ::-1]
+        elif name == "vflip":
+            rgb = rgb[::-1]
+        elif name == "transpose":
+            if value == "clock":
+                rgb = np.rot90(rgb, -1)
+            elif value == "cclock":
+                rgb = np.rot90(rgb, 1)
+            elif value == "cclock_flip":
+                rgb = rgb.transpose(1, 0, 2)
+            elif value == "clock_flip":
+                rgb = np.rot90(rgb, -1)[::-1]
+            else:
+                raise ValueError(f"unknown transpose direction {value!r}")
+        else:
+            raise ValueError(f"unknown display-transform filter {name!r}")
+    return np.ascontiguousarray(rgb)
 
 
 def _display_matrix(frame) -> np.ndarray | None:
@@ -511,6 +566,7 @@ def _first_line(exc: BaseException) -> str:
 
 __all__ = [
     "FpsSelector",
+    "apply_display_transform",
     "FrameConverter",
     "OutputGeometry",
     "display_transform",
@@ -519,5 +575,8 @@ __all__ = [
     "official_geometry",
     "open_video",
     "rescale_near",
+    "rotation_degrees",
     "run_official_ffmpeg",
+    "swaps_axes",
+    "tick_duration",
 ]

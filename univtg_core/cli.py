@@ -1,23 +1,44 @@
 """Command line: `python -m univtg_core predict|index ...`.
 
-Bad input exits non-zero with one line on stderr; long work shows a tqdm bar.
+Bad input exits non-zero with one ``error:`` line on stderr, found before any model is loaded where the
+input alone shows it (a missing or broken video, a folder, a TorchScript archive as ``--resume``). Long
+work shows a tqdm bar on a terminal (``--progress`` forces it, e.g. into a log file); a video served from
+the cache shows none. stderr holds nothing else but our own log records: the decoder libraries' messages
+are silenced (``-v`` shows them). Text we print (queries, file names, messages) has its control characters
+escaped, so nothing a user typed or named can move the cursor or hide a line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
+import unicodedata
+import zipfile
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .errors import UniVTGError
+from .errors import CheckpointError, QueryError, UniVTGError
 from .formatting import format_time
-from .video import VIDEO_SUFFIXES
+from .video import VIDEO_SUFFIXES, count_clips, probe_video, silence_decoder_logs
 
 logger = logging.getLogger("univtg_core")
+# Bidirectional overrides and isolates: format characters that reorder what a terminal shows.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (and bidi overrides) written as escapes: ``\\n``, ``\\x1b``, ``\\u202e``."""
+    out = []
+    for ch in str(text):
+        if unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +53,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/univtg_core)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
     parser.add_argument("--max-duration", type=float, default=None, help="refuse videos longer than this (s)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--progress", action="store_true",
+                        help="show progress bars even when stderr is not a terminal")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log more, including the decoder libraries' own messages")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +78,84 @@ def build_parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="precompute and cache features for a video or a folder of videos")
     index.add_argument("paths", nargs="+", help="video files or folders")
     _add_model_options(index)
+
+    split = sub.add_parser("predict-split", help="prediction files for a whole split from precomputed features")
+    split.add_argument("--jsonl", required=True, help="queries: qid, query, vid (duration, relevant_windows ...)")
+    split.add_argument("--features", nargs="+", required=True,
+                       help="video features: folders of <vid>.npz, .h5 files or feature stores (several are "
+                            "concatenated along the feature axis, as the trainer's --v_feat_dirs)")
+    split.add_argument("--text-features", help="query features per qid (folder, .h5 or store); needed with --resume")
+    split.add_argument("--text-field", default="last_hidden_state", help="token rows field (default last_hidden_state)")
+    split.add_argument("--sentence-features", help="sentence embeddings per qid (default: --text-features)")
+    split.add_argument("--sentence-field", default="pooler_output",
+                       help="sentence embedding field (zero-shot, coarse first stage; default pooler_output)")
+    split.add_argument("--out", required=True, help="prediction jsonl (one Prediction.to_dict() per query)")
+    split.add_argument("--resume", help="checkpoint of any registered architecture; without it: zero-shot")
+    split.add_argument("--clip-len", type=float, default=None,
+                       help="seconds per feature row (default: the checkpoint's, else from the durations)")
+    split.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    _add_long_video_options(split)
+    split.add_argument("--top-k", type=int, default=10, help="moments kept per query (MAD R@100 needs 100)")
+    split.add_argument("--nms", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
+    split.add_argument("--no-saliency", action="store_true",
+                       help="leave the per-clip curve out of the file (MAD/Ego4D score moments only)")
+    split.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+    cache = sub.add_parser("cache", help="list or prune the feature store")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    for name, text in (("list", "list the entries (complete and interrupted)"),
+                       ("prune", "remove entries unused for a while, then the oldest past a size")):
+        one = cache_sub.add_parser(name, help=text)
+        one.add_argument("--cache-dir", default=None, help="cache folder (default ~/.cache/univtg_core); its store")
+        one.add_argument("--store", default=None, help="a feature store folder itself (e.g. extract's vid_clip)")
+        one.add_argument("-v", "--verbose", action="store_true", help="log more")
+        if name == "prune":
+            one.add_argument("--older-than", type=_duration, default=None,
+                             help="remove entries not used for this long: 30d, 12h, 45m, 90s or seconds")
+            one.add_argument("--max-size", type=_size, default=None,
+                             help="then remove the least recently used until the store holds at most: 2GB, 500MB")
+            one.add_argument("--partial-older-than", type=_duration, default=_duration("1d"),
+                             help="interrupted entries (not resumed) go after this long (default 1d)")
+            one.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     return parser
+
+
+def _add_long_video_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--window", type=int, default=None,
+                        help="clips per window (default: the model's; zero-shot: 150 s with --coarse-top-k)")
+    parser.add_argument("--stride", type=int, default=None, help="clips between window starts (default half)")
+    parser.add_argument("--coarse-top-k", type=int, default=None,
+                        help="run the model on the K best windows of the first stage only (default: all)")
+    parser.add_argument("--guidance", default=None, help="guidance score pickle (the seed's format, read safely)")
+    parser.add_argument("--guidance-fps", type=float, default=5.0,
+                        help="rate of the guidance windows' indices (5 for the published MAD files)")
+    parser.add_argument("--fusion", choices=("sum", "product"), default="sum",
+                        help="window score + model confidence, min-max normalised (sum), or their product")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_BYTES = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _duration(text: str) -> float:
+    """'30d', '12h', '45m', '90s' or plain seconds -> seconds."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smhdw]?)\s*", str(text).lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 30d, 12h, 45m, 90s)")
+    return float(match.group(1)) * _UNITS.get(match.group(2) or "s", 1)
+
+
+def _size(text: str) -> int:
+    """'2GB', '500MB', '1.5G', '800MiB' or plain bytes -> bytes."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-z]*)\s*", str(text).lower())
+    if not match or match.group(2) not in _BYTES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 2GB, 500MB)")
+    return int(float(match.group(1)) * _BYTES[match.group(2)])
 
 
 def _grounder(args, **kwargs):
@@ -65,43 +166,64 @@ def _grounder(args, **kwargs):
                                  use_cache=not args.no_cache, max_duration=args.max_duration, **kwargs)
 
 
-class _Bar:
-    """Progress callback that drives one tqdm bar per video."""
+def _bars_wanted(args) -> bool:
+    """Progress bars on a terminal, or anywhere when asked with ``--progress``."""
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
 
-    def __init__(self, label: str):
+
+class _Bar:
+    """Progress callback that drives one tqdm bar per video: drawn once work starts, none from the cache.
+
+    The bar appears at the first call that has work left (``done < total``): a video served from the cache
+    reports ``(total, total)`` at once and gets no bar, so no rate is computed over no work.
+    """
+
+    def __init__(self, label: str, enabled: bool):
         self.label = label
+        self.enabled = enabled
         self.bar = None
 
     def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
         if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.label, unit="clip", leave=False, file=sys.stderr)
-        self.bar.n = done
-        self.bar.refresh()
+            if done >= total:
+                return
+            self.bar = tqdm(total=total, initial=done, desc=printable(self.label), unit="clip", leave=False,
+                            file=sys.stderr, dynamic_ncols=True)
+            return
+        if done != self.bar.n:
+            self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
-def _index_one(grounder, path: Path):
-    bar = _Bar(path.name)
+def _index_one(grounder, path: Path, bars: bool):
+    bar = _Bar(path.name, bars)
     try:
         return grounder.index(path, progress=bar)
     finally:
-        bar.close()
+        bar.close()  # before anything else is printed: an error line never shares the bar's line
 
 
 def _describe_index(index) -> str:
     how = "from cache" if index.from_cache else f"indexed in {index.seconds:.1f} s"
-    return (f"{index.path}: {index.duration:.1f} s, {index.info.fps:.2f} fps, {index.n_clips} clips of "
-            f"{index.clip_len:g} s ({how})")
+    return (f"{printable(index.path)}: {index.duration:.1f} s, {index.info.fps:.2f} fps, {index.n_clips} clips "
+            f"of {index.clip_len:g} s ({how})")
 
 
 def _print_prediction(pred, top_k: int) -> None:
     def hms(seconds: float) -> str:  # the app's format: hours on every time of a video that has them
         return format_time(seconds, duration=pred.duration)
 
-    print(f"\nQuery: {pred.query}  [{pred.mode}]")
+    print(f"\nQuery: {printable(pred.query)}  [{pred.mode}]")
+    if pred.query_cut:
+        reader = "the model" if pred.mode == "model" else "CLIP"
+        print(f"  note: the query's text has {pred.query_tokens} tokens; {reader} read {pred.tokens_read} token "
+              f"rows, cut as its training features were")
     print(f"  {'#':>2}  {'moment':<17}  {'seconds':<15}  {'score':>7}")
     for rank, m in enumerate(pred.moments[:top_k], 1):
         span = f"{hms(m.start)}–{hms(m.end)}"
@@ -110,17 +232,52 @@ def _print_prediction(pred, top_k: int) -> None:
     print(f"  summary: {', '.join(hms(t) for t in pred.summary)}")
 
 
-def run_predict(args) -> int:
+def _check_resume(args) -> None:
+    """A ``--resume`` that cannot be a checkpoint is refused before anything loads (and before torch.load,
+    which would hand a TorchScript archive to torch.jit.load with a warning)."""
+    if not args.resume:
+        return
+    path = Path(args.resume).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {str(path)!r}. Check the --resume path.")
+    if not path.is_file():
+        raise CheckpointError(f"--resume {str(path)!r} is a folder; pass the checkpoint file (model_best.ckpt).")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            raise CheckpointError(f"{str(path)!r} is a TorchScript archive, not a checkpoint: pass a UniVTG "
+                                  f"checkpoint (model_best.ckpt) as --resume (TorchScript CLIP weights go to "
+                                  f"--clip-weights).")
+
+
+def _check_queries(args) -> None:
     if not args.query and not args.query_image:
-        raise UniVTGError("give at least one --query TEXT or --query-image IMAGE")
+        raise QueryError("give at least one --query TEXT or --query-image IMAGE")
     for text in args.query:
         if not text.strip():
-            raise UniVTGError("a --query is empty: type what to look for")
+            raise QueryError("a --query is empty: type what to look for")
     for image in args.query_image:
-        if not Path(image).is_file():
-            raise UniVTGError(f"query image not found: {image}")
+        path = Path(image).expanduser()
+        if not path.is_file():
+            what = "is a folder, not an image" if path.is_dir() else "not found"
+            raise QueryError(f"query image {what}: {str(path)!r}")
+
+
+def _check_video(args, path) -> None:
+    """Probe the video (missing, a folder, broken, a still image) and, when the clip length is known without
+    the checkpoint, refuse one shorter than a clip: all before CLIP loads."""
+    info = probe_video(path)
+    if args.clip_len or not args.resume:
+        count_clips(info, args.clip_len or 2.0)
+
+
+def run_predict(args) -> int:
+    _check_queries(args)
+    _check_video(args, args.video)
+    _check_resume(args)
     grounder = _grounder(args, top_k=args.top_k, nms_threshold=args.nms, summary_budget=args.summary_budget)
-    index = _index_one(grounder, Path(args.video))
+    index = _index_one(grounder, Path(args.video), _bars_wanted(args))
     print(_describe_index(index))
     predictions = [grounder.query(index, text=text) for text in args.query]
     for image in args.query_image:
@@ -134,7 +291,7 @@ def run_predict(args) -> int:
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text("\n".join(lines) + "\n")
-        print(f"\nwrote {len(lines)} prediction(s) to {args.json_out}")
+        print(f"\nwrote {len(lines)} prediction(s) to {printable(args.json_out)}")
     return 0
 
 
@@ -147,50 +304,207 @@ def _relabel(pred, label: str):
 def _video_files(paths: list[str]) -> list[Path]:
     files: list[Path] = []
     for raw in paths:
-        path = Path(raw)
+        path = Path(raw).expanduser()
         if path.is_dir():
             files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()))
         elif path.is_file():
             files.append(path)
         else:
-            raise UniVTGError(f"not found: {path}")
+            raise UniVTGError(f"not found: {str(path)!r}. Check the path.")
     if not files:
         raise UniVTGError(f"no video files under {', '.join(paths)} (looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
     return files
 
 
+def _error(message: str) -> None:
+    """One ``error:`` line on stderr, clear of any progress bar."""
+    tqdm.write(f"error: {printable(message)}", file=sys.stderr)
+
+
 def run_index(args) -> int:
     files = _video_files(args.paths)
-    grounder = _grounder(args)
-    failures = 0
-    for path in tqdm(files, desc="videos", unit="video", disable=len(files) < 2, file=sys.stderr):
+    readable = []
+    for path in files:  # probed before CLIP loads: a single broken file needs no model to be refused
         try:
-            print(_describe_index(_index_one(grounder, path)), flush=True)
+            _check_video(args, path)
+            readable.append(path)
         except UniVTGError as exc:
             if len(files) == 1:
                 raise
-            failures += 1
-            print(f"error: {path}: {exc}", file=sys.stderr)
+            _error(str(exc))
+    failures = len(files) - len(readable)
+    if readable:
+        grounder = _grounder(args)
+        bars = _bars_wanted(args)
+        for path in tqdm(readable, desc="videos", unit="video", disable=len(readable) < 2 or not bars,
+                         file=sys.stderr, leave=False):
+            try:
+                index = _index_one(grounder, path, bars)
+            except UniVTGError as exc:
+                if len(files) == 1:
+                    raise
+                failures += 1
+                _error(str(exc))
+                continue
+            tqdm.write(_describe_index(index), file=sys.stdout)
     if failures:
-        print(f"error: {failures} of {len(files)} videos could not be indexed", file=sys.stderr)
+        _error(f"{failures} of {len(files)} videos could not be indexed")
         return 1
     return 0
 
 
+def run_predict_split(args) -> int:
+    from .split_predict import SplitOptions, predict_split
+    from .training.data import FeatureStore as FeatureReader
+    from .training.data import infer_clip_length, load_jsonl
+
+    records = load_jsonl(args.jsonl)
+    if not records:
+        raise UniVTGError(f"{args.jsonl} holds no queries")
+    if args.resume and not args.text_features:
+        raise UniVTGError("a model reads query tokens: give --text-features DIR (the dataset's query features)")
+    for path in [*args.features, args.text_features, args.sentence_features, args.guidance]:
+        if path and not Path(path).exists():
+            raise UniVTGError(f"not found: {path}")
+    videos = FeatureReader(args.features, None, normalize_video=False, normalize_text=False)
+    texts = FeatureReader([], args.text_features, normalize_video=False, normalize_text=False) \
+        if args.text_features else None
+    sentences = FeatureReader([], args.sentence_features, normalize_video=False, normalize_text=False) \
+        if args.sentence_features else texts
+    if args.resume is None and sentences is None:
+        raise UniVTGError("zero-shot compares the clips with each query's sentence embedding: give "
+                          "--text-features (with pooler_output) or --sentence-features")
+    model = None
+    if args.resume:
+        from .models import load_model
+
+        model = load_model(args.resume, device=args.device)
+    clip_len = args.clip_len or (model.input_spec.clip_len if model is not None else None) or \
+        infer_clip_length(records, videos)
+    if clip_len is None:
+        raise UniVTGError("cannot tell the clip length (no durations in the queries): pass --clip-len")
+    guidance = None
+    if args.guidance:
+        from .guidance import read_guidance
+
+        guidance = read_guidance(args.guidance, fps=args.guidance_fps)
+    options = SplitOptions(clip_len=float(clip_len), text_field=args.text_field,
+                           sentence_field=args.sentence_field or None, window=args.window, stride=args.stride,
+                           coarse_top_k=args.coarse_top_k, fusion=args.fusion, nms_threshold=args.nms,
+                           top_k=args.top_k)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    bar = tqdm(total=len(records), desc="queries", unit="query", file=sys.stderr, disable=None)
+    written = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for pred in predict_split(records, videos, texts, options, model=model, sentences=sentences,
+                                      guidance=guidance, progress=lambda done, total: bar.update(1)):
+                record = pred.to_dict()
+                if args.no_saliency:
+                    record.pop("pred_saliency_scores", None)
+                handle.write(json.dumps(record) + "\n")
+                written += 1
+        tmp.replace(out)
+    finally:
+        bar.close()
+        tmp.unlink(missing_ok=True)
+    mode = "zero-shot" if model is None else model.architecture
+    print(f"wrote {written} predictions ({mode}, clips of {clip_len:g} s) to {out}")
+    return 0
+
+
+def _open_store(args):
+    from .indexing import store_root
+    from .store import FeatureStore
+
+    root = Path(args.store) if args.store else store_root(args.cache_dir)
+    if args.store and not FeatureStore.is_store(root):
+        raise UniVTGError(f"{root} is not a feature store")
+    if not FeatureStore.is_store(root):
+        return None, root
+    return FeatureStore(root, create=False), root
+
+
+def _human_size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def run_cache(args) -> int:
+    import time
+
+    store, root = _open_store(args)
+    entries = store.list() if store is not None else []
+    now = time.time()
+    if args.cache_command == "list":
+        print(f"feature store {root}: {len(entries)} entries, {_human_size(sum(e.nbytes for e in entries))}")
+        if entries:
+            print(f"  {'entry':<24} {'status':<9} {'rows':>13} {'size':>9} {'used':>5}  what")
+        for e in entries:
+            rows = f"{e.rows}/{e.total}" if e.status != "complete" and e.total else str(e.rows)
+            meta = e.meta
+            what = " ".join(str(x) for x in (meta.get("source"), meta.get("encoder"),
+                                              f"{meta['clip_len']:g} s clips" if "clip_len" in meta else None) if x)
+            print(f"  {e.name[:24]:<24} {e.status:<9} {rows:>13} {_human_size(e.nbytes):>9} "
+                  f"{_age(now - e.used):>5}  {what}")
+        return 0
+    if store is None:
+        print(f"feature store {root}: nothing to prune")
+        return 0
+    removed = store.prune(older_than=args.older_than, max_bytes=args.max_size,
+                          partial_older_than=args.partial_older_than, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for e in removed:
+        print(f"  {verb} {e.name} ({e.status}, {_human_size(e.nbytes)}, unused for {_age(now - e.used)})")
+    left = [e for e in entries if e not in removed]
+    print(f"{verb} {len(removed)} entries ({_human_size(sum(e.nbytes for e in removed))}); "
+          f"{len(left)} left ({_human_size(sum(e.nbytes for e in left))})")
+    return 0
+
+
+_COMMANDS = {"predict": run_predict, "index": run_index, "predict-split": run_predict_split, "cache": run_cache}
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Our log records on stderr (WARNING and up, everything with ``verbose``); the decoders' own kept off."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    silence_decoder_logs(verbose)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.verbose:
-        logger.setLevel(logging.DEBUG)
+    setup_logging(args.verbose)
+    redirect = _logging_beside_bars() if _bars_wanted(args) else contextlib.nullcontext()
     try:
-        return run_predict(args) if args.command == "predict" else run_index(args)
+        with redirect:
+            return _COMMANDS[args.command](args)
     except UniVTGError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the last guard: one line, the traceback only with -v
         logger.debug("unexpected failure", exc_info=True)
-        print(f"error: unexpected {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        _error(f"unexpected {type(exc).__name__}: {exc} (run with -v for details)")
         return 1
+
+
+def _logging_beside_bars():
+    """Log records written above the progress bars instead of through them."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()

@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ import torch
 from .device import default_dtype, pick_device
 from .errors import EncoderWeightsError, QueryError
 from .hashing import file_sha256
+from .query import Query
 from .torchscript_weights import read_torchscript_state_dict
 from .weights import read_weights, state_dict_of
 
@@ -54,6 +56,8 @@ class QueryFeatures:
     sentence: np.ndarray  # (embed_dim,) float32: the embedding in CLIP's joint space
     kind: str  # "text" or "image"
     text: str | None = None
+    n_tokens: int | None = None  # text tokens before any cut (start + every BPE token + end)
+    sentence_tokens: int | None = None  # text tokens the sentence embedding read (at most the context length)
 
 
 class ClipEncoder:
@@ -129,42 +133,138 @@ class ClipEncoder:
                 out[start:start + len(chunk)] = feats.float().cpu().numpy()
         return out
 
-    # -- queries ----------------------------------------------------------------------------------------
-    def encode_text(self, text: str) -> QueryFeatures:
-        """Per-token features for UniVTG and the sentence embedding, from one pass of the text transformer.
+    def expected_clips(self, path: str | os.PathLike, clip_len: float = 2.0) -> int:
+        """How many features `iter_video_features` gives for this video: round(duration / clip_len)."""
+        from .video import clip_count, probe_video
 
-        ``tokens`` are the ``ln_final`` outputs (no ``text_projection``) of the first ``(ids != 0).sum()``
-        positions, the arithmetic of UniVTG's extractor (start token, words, end token). ``sentence`` is the
-        end-token row through ``text_projection``: the same as open_clip's ``model.encode_text``.
+        return clip_count(probe_video(path).duration, clip_len)
+
+    def iter_video_features(
+        self,
+        path: str | os.PathLike,
+        clip_len: float = 2.0,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        start_clip: int = 0,
+        batch_size: int = 32,
+        prefetch: int = 2,
+    ) -> Iterator[np.ndarray]:
+        """``(b, embed_dim)`` float32 feature batches of the clips from ``start_clip`` on, in order.
+
+        The stream every video encoder offers the indexer (SlowFast's has the same signature): frames come
+        from the video package's clip grid (one frame per clip, decoded in a background thread a bounded
+        number of batches ahead), so memory stays flat however long the video is; a resumed index starts at
+        ``start_clip`` and decodes nothing before it. ``progress(done, total)`` counts clips of the whole
+        video (``done`` starts at ``start_clip``).
+        """
+        from .errors import VideoReadError
+        from .video import clip_times, probe_video
+        from .video.prefetch import iter_batches
+
+        info = probe_video(path)
+        seconds = clip_times(info.duration, clip_len)
+        total = len(seconds)
+        if not 0 <= start_clip <= total:
+            raise ValueError(f"start_clip must be within [0, {total}]; got {start_clip}")
+        done = start_clip
+        if progress is not None:
+            progress(done, total)
+        if start_clip == total:
+            return
+        logger.info("%s: clips %d..%d of %d (%.2f s each)", Path(path).name, start_clip, total - 1, total, clip_len)
+        for frames in iter_batches(info.path, info.backend, seconds[start_clip:], self.image_size, batch_size,
+                                   max(1, int(prefetch))):
+            feats = self.encode_frames(frames)
+            done += len(feats)
+            if progress is not None:
+                progress(done, total)
+            yield feats
+        if done != total:
+            raise VideoReadError(f"{Path(path).name}: decoded {done} of {total} clips; the file may be truncated")
+
+    def encode_video(self, path: str | os.PathLike, clip_len: float = 2.0,
+                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """``(N, embed_dim)`` float32 features of every clip, in memory (the indexer streams them to the store)."""
+        parts = list(self.iter_video_features(path, clip_len, progress))
+        return np.concatenate(parts, axis=0) if parts else np.zeros((0, self.embed_dim), np.float32)
+
+    # -- queries ----------------------------------------------------------------------------------------
+    def encode_text(self, text: str, token_limit: int | None = None) -> QueryFeatures:
+        """Per-token features for the models and the sentence embedding.
+
+        ``tokens`` are the ``ln_final`` outputs (no ``text_projection``) of the non-padding positions, the
+        arithmetic of UniVTG's extractor (start token, words, end token). With ``token_limit`` N, a text of
+        more than N tokens is encoded as its official extractor cut it: start + the first N - 2 BPE tokens +
+        end, run as its own sequence (CLIP's attention is causal, so that end row differs from the full
+        sentence's row at the same place). ``sentence`` is always the end-token row of CLIP's whole context
+        (77 tokens) through ``text_projection``: the same as open_clip's ``model.encode_text``.
         """
         if not isinstance(text, str) or not text.strip():
             raise QueryError(f"the text query is empty (got {text!r}); type a sentence describing the moment")
+        if token_limit is not None and token_limit < 2:
+            raise ValueError(f"token_limit must leave room for the start and end tokens (>= 2); got {token_limit}")
         encode = getattr(self.tokenizer, "encode", None)
-        if encode is not None:
-            n_bpe = len(encode(text))
-            if n_bpe + 2 > self.context_length:
-                logger.warning("query has %d tokens; CLIP reads at most %d, the rest is dropped: %r",
-                               n_bpe + 2, self.context_length, text)
+        n_tokens = len(encode(text)) + 2 if encode is not None else None
+        if n_tokens is not None and n_tokens > self.context_length:
+            logger.warning("query has %d tokens; CLIP reads at most %d, the rest is dropped: %r",
+                           n_tokens, self.context_length, text)
         ids = self.tokenizer([text]).to(self.device)
-        # The attention is causal, so the rows up to the end token do not depend on the padding after it:
-        # running only those rows gives the same features for a fraction of the work (a 10-word query
-        # costs ~1/6 of the 77-token pass, which dominates query latency on CPU).
-        end = int(ids[0].argmax())
+        end = int(ids[0].argmax())  # the end token has the largest id
         ids = ids[:, : end + 1]
+        rows = self._text_rows(ids)
+        with torch.inference_mode():
+            sentence = self._project(rows[end])
+        tokens = rows[: int((ids[0] != 0).sum())]
+        if token_limit is not None and len(tokens) > token_limit:
+            cut = torch.cat([ids[:, : token_limit - 1], ids[:, end : end + 1]], dim=1)
+            tokens = self._text_rows(cut)
+        return QueryFeatures(tokens.float().cpu().numpy(), sentence.float().cpu().numpy(), "text", text,
+                             n_tokens=n_tokens if n_tokens is not None else end + 1,
+                             sentence_tokens=end + 1)
+
+    def _text_rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """``ln_final`` rows of one id sequence that ends with its end token, (T, token_dim).
+
+        The attention is causal, so the rows up to the end token do not depend on the padding after it:
+        running only those rows gives the same features for a fraction of the work (a 10-word query costs
+        ~1/6 of the 77-token pass, which dominates query latency on CPU).
+        """
         m = self.model
+        n = ids.shape[1]
         with torch.inference_mode():
             cast = m.transformer.get_cast_dtype()
-            x = m.token_embedding(ids).to(cast) + m.positional_embedding[: end + 1].to(cast)
-            mask = m.attn_mask[: end + 1, : end + 1] if m.attn_mask is not None else None
+            x = m.token_embedding(ids).to(cast) + m.positional_embedding[:n].to(cast)
+            mask = m.attn_mask[:n, :n] if m.attn_mask is not None else None
             if getattr(m.transformer, "batch_first", True):
                 x = m.transformer(x, attn_mask=mask)
             else:  # open_clip before 2.26 ran the transformer sequence-first
                 x = m.transformer(x.permute(1, 0, 2), attn_mask=mask).permute(1, 0, 2)
-            x = m.ln_final(x)
-            n_valid = int((ids[0] != 0).sum())
-            tokens = x[0, :n_valid]
-            sentence = self._project(x[0, end])
-        return QueryFeatures(tokens.float().cpu().numpy(), sentence.float().cpu().numpy(), "text", text)
+            return m.ln_final(x)[0]
+
+    def encode_query(self, text: str | None = None, image: Any = None, token_limit: int | None = None) -> Query:
+        """The query as the models and zero-shot read it, from a text, an example image, or both.
+
+        tokens: the text's rows (cut at ``token_limit``, a model's ``text_token_limit``, as its official
+        extractor cut them), then the image's row; embedding: the mean of the parts' unit joint-space
+        embeddings (the text's from CLIP's full context), what zero-shot and the coarse first stage use.
+        """
+        text = text.strip() if isinstance(text, str) else None
+        parts = []
+        if text:
+            parts.append(self.encode_text(text, token_limit=token_limit))
+        if image is not None:
+            parts.append(self.encode_image(image))
+        if not parts:
+            raise QueryError("the query is empty: type what to look for, or give an example image")
+        tokens = np.concatenate([p.tokens for p in parts], axis=0)
+        unit = [p.sentence / (np.linalg.norm(p.sentence) + 1e-8) for p in parts]
+        embedding = np.mean(unit, axis=0)
+        label = " + ".join([f'"{text}"'] * bool(text) + ["[image]"] * (image is not None))
+        written = parts[0] if text else None
+        return Query(tokens, embedding=np.asarray(embedding, np.float32), text=text or None, label=label,
+                     text_rows=len(written.tokens) if written else 0,
+                     text_tokens=written.n_tokens if written else None,
+                     embedding_tokens=written.sentence_tokens if written else None)
 
     def _project(self, row: torch.Tensor) -> torch.Tensor:
         proj = self.model.text_projection

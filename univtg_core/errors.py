@@ -9,6 +9,14 @@ class VideoReadError(UniVTGError):
     """The file is not a readable video (missing, corrupt, truncated, audio only, zero frames)."""
 
 
+class StillImageError(VideoReadError):
+    """The file is a still picture (an image, or a video of a single frame): it can be the example-image query."""
+
+
+class VideoTooShortError(VideoReadError):
+    """The video is shorter than one clip: no clip of it can be read as the model expects."""
+
+
 class VideoTooLongError(UniVTGError):
     """The video is longer than the configured limit."""
 
@@ -31,3 +39,11 @@ class UnsafeFileError(UniVTGError):
 
 class UnknownModelError(UniVTGError):
     """No registered architecture has that name (the message lists the known ones)."""
+
+
+class StoreError(UniVTGError):
+    """The feature store cannot be read or written (the message names the folder and what to do)."""
+
+
+class StoreFullError(StoreError):
+    """The disk filled while writing the feature store; the partial entry was removed."""

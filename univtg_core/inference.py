@@ -1,126 +1,242 @@
-"""Grounding on features: the layer every front end calls (video features + query tokens -> Prediction)."""
+"""Grounding on features: the layer every front end calls (video features + a query -> Prediction), at any length.
+
+One call serves a 30-second clip and a two-hour film. With a model, the video runs in windows of the model's
+length (`input_spec.window`, half-overlapping), batched in chunks so memory stays bounded, each window
+prepared in its own frame; with `coarse_top_k` a cheap first stage (the best clip-to-query cosine in each
+window in CLIP's joint space, or guidance scores, or the architecture's own learned window score) picks the
+K windows the model reads, and each moment's score fuses its window's score with the model's confidence.
+Without a model (zero-shot) the cosine curve over the whole video is the answer; `coarse_top_k` then limits
+the moment search to the best windows. The window layer itself lives in `long_video`.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
+from . import long_video as lv
 from . import postprocess as pp
 from .errors import CheckpointError, QueryError
-from .models._contract import QueryInput
+from .guidance import GuidanceRecord
+from .models._contract import QueryInput, WindowOutput
 from .query import Query
 from .results import Moment, Prediction
+from .similarity import cosine_curve as _cosine_curve
+from .similarity import window_max
 
 logger = logging.getLogger(__name__)
 
+window_starts = lv.window_starts  # kept under its old name: tests and callers use it
+DEFAULT_CHUNK = 16  # windows per forward: bounds the activations whatever the video's length
 
-def window_starts(n_clips: int, window: int) -> list[int]:
-    """Start clips of half-overlapping windows of exactly `window` clips that cover [0, n_clips)."""
-    if n_clips <= window:
-        return [0]
-    stride = max(1, window // 2)
-    starts = list(range(0, n_clips - window + 1, stride))
-    if starts[-1] != n_clips - window:
-        starts.append(n_clips - window)
-    return starts
+
+def cosine_curve(video_feats: np.ndarray, sentence: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every clip with the query embedding (the fast float32 one)."""
+    return _cosine_curve(video_feats, sentence)
+
+
+@dataclass
+class WindowRun:
+    """What the model gave on the selected windows: absolute candidates and the stitched saliency."""
+
+    spans: np.ndarray  # (M, 2) absolute seconds, unclamped
+    scores: np.ndarray  # (M,) model confidence
+    owner: np.ndarray  # (M,) grid index of the window each candidate came from
+    outputs: WindowOutput  # all rows, in the order the windows were given
+    stitcher: lv.SaliencyStitcher
+    query: QueryInput
+
+
+def _batches(grid: lv.WindowGrid, order: np.ndarray, chunk: int):
+    """Chunks of window indices (in the given order) with their padded length and whether lengths differ."""
+    for first in range(0, len(order), chunk):
+        rows = order[first : first + chunk]
+        lengths = grid.lengths[rows]
+        yield rows, lengths, bool((lengths != lengths.max()).any())
+
+
+def _window_batch(video: np.ndarray, grid: lv.WindowGrid, rows: np.ndarray) -> np.ndarray:
+    lengths = grid.lengths[rows]
+    batch = np.zeros((len(rows), int(lengths.max()), video.shape[1]), dtype=np.float32)
+    for i, w in enumerate(rows.tolist()):
+        batch[i, : lengths[i]] = video[grid.starts[w] : grid.ends[w]]
+    return batch
+
+
+def _call(method, batch: np.ndarray, query: QueryInput, clip_len: float, lengths: np.ndarray, ragged: bool):
+    """A contract method on a batch of windows; `lengths=` only when the windows differ in length (the
+    architectures with their own grids take it)."""
+    return method(batch, query, clip_len, lengths=lengths) if ragged else method(batch, query, clip_len)
+
+
+def learned_window_scores(model, video: np.ndarray, query: QueryInput, grid: lv.WindowGrid, clip_len: float,
+                          chunk: int = DEFAULT_CHUNK) -> np.ndarray | None:
+    """The architecture's own first stage over every window (its `window_scores`), or None when it has none."""
+    parts = []
+    for rows, lengths, ragged in _batches(grid, np.arange(len(grid)), chunk):
+        scores = _call(model.window_scores, _window_batch(video, grid, rows), query, clip_len, lengths, ragged)
+        if scores is None:
+            return None
+        parts.append(np.asarray(scores, dtype=np.float64).reshape(-1))
+    return np.concatenate(parts)
+
+
+def run_windows(model, video: np.ndarray, query: QueryInput, grid: lv.WindowGrid, kept: np.ndarray,
+                clip_len: float, chunk: int = DEFAULT_CHUNK) -> WindowRun:
+    """The model on the kept windows (in the given order), `chunk` windows per forward."""
+    spans, scores, owner, parts = [], [], [], []
+    stitcher = lv.SaliencyStitcher(grid.n_clips)
+    for rows, lengths, ragged in _batches(grid, kept, chunk):
+        out = _call(model.predict_windows, _window_batch(video, grid, rows), query, clip_len, lengths, ragged)
+        parts.append(out)
+        for i, w in enumerate(rows.tolist()):
+            row_spans, row_scores = out.candidates(i)
+            start = int(grid.starts[w])
+            spans.append(np.asarray(row_spans, dtype=np.float64).reshape(-1, 2) + start * clip_len)
+            scores.append(np.asarray(row_scores, dtype=np.float64).reshape(-1))
+            owner.append(np.full(len(row_scores), w, dtype=np.int64))
+            stitcher.add(start, np.asarray(out.saliency[i], dtype=np.float64)[: lengths[i]])
+    return WindowRun(np.concatenate(spans), np.concatenate(scores), np.concatenate(owner), _concat(parts),
+                     stitcher, query)
+
+
+def _concat(parts: list[WindowOutput]) -> WindowOutput:
+    width = max(p.saliency.shape[1] for p in parts)
+    k = max(p.scores.shape[1] for p in parts)
+
+    def pad(a: np.ndarray, size: int, axis: int, value) -> np.ndarray:
+        widths = [(0, 0)] * a.ndim
+        widths[axis] = (0, size - a.shape[axis])
+        return np.pad(a, widths, constant_values=value)
+
+    valid = [p.valid if p.valid is not None else np.ones(p.scores.shape, bool) for p in parts]
+    extras = {key: np.concatenate([p.extras[key] for p in parts]) for key in parts[0].extras
+              if all(key in p.extras for p in parts) and len({np.shape(p.extras[key])[1:] for p in parts}) == 1}
+    any_invalid = any(p.valid is not None for p in parts) or len({p.scores.shape[1] for p in parts}) > 1
+    return WindowOutput(
+        windows=np.concatenate([pad(np.asarray(p.windows), k, 1, 0.0) for p in parts]),
+        scores=np.concatenate([pad(np.asarray(p.scores), k, 1, -np.inf) for p in parts]),
+        saliency=np.concatenate([pad(np.asarray(p.saliency, np.float64), width, 1, np.nan) for p in parts]),
+        extras=extras,
+        valid=np.concatenate([pad(v, k, 1, False) for v in valid]) if any_invalid else None,
+    )
+
+
+def _take(outputs: WindowOutput, index: np.ndarray) -> WindowOutput:
+    return WindowOutput(windows=outputs.windows[index], scores=outputs.scores[index],
+                        saliency=outputs.saliency[index], extras={k: v[index] for k, v in outputs.extras.items()},
+                        valid=None if outputs.valid is None else outputs.valid[index])
 
 
 def run_model(model, video_feats: np.ndarray, query: Query | QueryInput | np.ndarray, clip_len: float,
               max_window: int | None = None) -> dict:
-    """Candidate windows (seconds), their scores and the saliency curve for one video and one query.
+    """Candidate windows (seconds), their scores and the saliency curve of every window of one video.
 
-    A video longer than `max_window` clips (default: the model's `input_spec.window`, what it was trained
-    on) is cut into half-overlapping windows of that length that run as one batch; each window is prepared
-    in its own frame by the model, and saliency is averaged where windows overlap. `query` is the
-    model's QueryInput, or a Query / token array that the model prepares first.
+    Windows of `max_window` clips (default: the model's `input_spec.window`) every half window, each prepared
+    in its own frame by the model; saliency averaged where they overlap. `query` is the model's QueryInput,
+    or a Query / token array that the model prepares first. The building block of ground()'s model path.
     """
-    spec = model.input_spec
-    if video_feats.shape[1] != spec.video_dim:
-        raise CheckpointError(f"the model expects video features {spec.describe_video()} = {spec.video_dim} wide, "
-                              f"got {video_feats.shape[1]}; index the video with the features it was trained on")
+    video = _check_video(model, video_feats)
     prepared = query if isinstance(query, QueryInput) else model.query_input(query)
-    n_clips = len(video_feats)
-    window = min(n_clips, max_window or spec.window or n_clips)
-    starts = window_starts(n_clips, window)
-    out = model.predict_windows(np.stack([video_feats[s : s + window] for s in starts]), prepared, clip_len)
-
-    windows, scores = [], []
-    saliency = np.zeros(n_clips, dtype=np.float64)
-    counts = np.zeros(n_clips, dtype=np.float64)
-    for i, s in enumerate(starts):
-        row_windows, row_scores = out.candidates(i)
-        windows.append(row_windows + s * clip_len)
-        scores.append(row_scores)
-        saliency[s : s + window] += out.saliency[i, :window]
-        counts[s : s + window] += 1
-    return {"scores": np.concatenate(scores), "windows": np.concatenate(windows), "saliency": saliency / counts,
-            "query": prepared}
+    grid = lv.sliding_windows(len(video), max_window or model.input_spec.window or len(video))
+    run = run_windows(model, video, prepared, grid, np.arange(len(grid)), clip_len)
+    return {"scores": run.scores, "windows": run.spans, "saliency": run.stitcher.curve(), "query": prepared}
 
 
-def cosine_curve(video_feats: np.ndarray, sentence: np.ndarray) -> np.ndarray:
-    """Cosine similarity of every clip with the query embedding."""
-    video = pp.l2_normalize(video_feats, eps=1e-8).astype(np.float64)
-    query = pp.l2_normalize(np.asarray(sentence, np.float32)[None], eps=1e-8)[0].astype(np.float64)
-    return video @ query
+def _check_video(model, video_feats: np.ndarray) -> np.ndarray:
+    video = np.asarray(video_feats, dtype=np.float32)
+    spec = model.input_spec
+    if video.shape[1] != spec.video_dim:
+        raise CheckpointError(f"the model expects video features {spec.describe_video()} = {spec.video_dim} wide, "
+                              f"got {video.shape[1]}; index the video with the features it was trained on")
+    return video
+
+
+def _as_query(query: Query | np.ndarray, query_sentence: np.ndarray | None) -> Query:
+    if isinstance(query, Query):
+        if query_sentence is None:
+            return query
+        from dataclasses import replace
+
+        return replace(query, embedding=np.asarray(query_sentence, dtype=np.float32).reshape(-1))
+    tokens = np.asarray(query, dtype=np.float32)
+    if tokens.ndim not in (1, 2) or tokens.size == 0:
+        raise QueryError(f"the query has no tokens (shape {tokens.shape}); give a text or an image")
+    return Query(tokens, embedding=query_sentence)
+
+
+def _guidance(guidance) -> GuidanceRecord | tuple | None:
+    if guidance is None or isinstance(guidance, GuidanceRecord):
+        return guidance
+    if isinstance(guidance, tuple) and len(guidance) == 2:
+        return guidance
+    raise QueryError("guidance must be one query's GuidanceRecord (read_guidance(path)[qid]) or a pair "
+                     f"(windows in seconds (N, 2), scores (N,)); got {type(guidance).__name__}")
 
 
 def ground(
     video_feats: np.ndarray,
-    query_tokens: Query | np.ndarray,
+    query: Query | np.ndarray,
     clip_len: float = 2.0,
     model=None,
     query_sentence: np.ndarray | None = None,
+    window: int | None = None,
+    stride: int | None = None,
+    coarse_top_k: int | None = None,
+    guidance: GuidanceRecord | tuple | None = None,
     *,
+    fusion: lv.Fusion = "sum",
+    guidance_rule: str = "max",
     duration: float | None = None,
-    query: str | None = None,
+    label: str | None = None,
     nms_threshold: float = 0.7,
     top_k: int = 10,
     summary_budget: float = 0.15,
+    chunk: int = DEFAULT_CHUNK,
 ) -> Prediction:
-    """Moments, saliency curve, highlight and summary for one query on one video's clip features.
+    """Moments (best first, in seconds, inside the video), saliency curve, highlight and summary for one query
+    on one video's clip features, of any length.
 
     video_feats: (N, D) one row per clip of `clip_len` seconds, as the encoder gave them (not normalised).
-    query_tokens: a `Query` (its embedding and label are used unless given here), or (T, D) per-token query
-        features taken as they are (an image query is one row).
-    model: a model from `load_model`, or None for zero-shot, which compares `query_sentence` (default: the
-    Query's embedding, else the last token row, i.e. the end token of a text query or the only row of an
-    image query) with every clip in the joint space.
+    query: a `Query` from the encoder (tokens for the model, joint-space embedding for zero-shot and the first
+        stage), or a (T, D) token array (a dataset's), then with `query_sentence=` for zero-shot.
+    model: a model from `load_model`, or None for zero-shot (the clips' cosine with the embedding).
+    window / stride: clips per window and between window starts (default: the model's `input_spec.window`
+        and half of it; zero-shot needs windows only for `coarse_top_k`, 150 s by default). An architecture
+        with its own window layout (`window_grid`) uses it instead.
+    coarse_top_k: None runs every window; K runs only the K best windows of the first stage (zero-shot: keeps
+        only moments inside them, scored on the film's one scale).
+    guidance: one query's guidance record (`read_guidance(path)[qid]`, or (windows seconds, scores)): the first
+        stage, and fused into the moment scores.
+    fusion: "sum" (min-max normalised window score + model confidence) or "product".
+    label: the query text written into the prediction (default: the Query's text or label).
+    chunk: windows per forward pass (memory stays bounded for any number of windows).
     """
     video_feats = np.asarray(video_feats, dtype=np.float32)
     if video_feats.ndim != 2 or len(video_feats) == 0:
         raise ValueError(f"video_feats must be (N, D) with N >= 1; got shape {video_feats.shape}")
-    if isinstance(query_tokens, Query):
-        asked = query_tokens
-        query_sentence = asked.embedding if query_sentence is None else query_sentence
-        query = query if query is not None else (asked.text or asked.label)
-    else:
-        tokens = np.asarray(query_tokens, dtype=np.float32)
-        if tokens.ndim not in (1, 2) or tokens.size == 0:
-            raise QueryError(f"the query has no tokens (shape {tokens.shape}); give a text or an image")
-        asked = Query(tokens)
-    if len(asked.tokens) == 0:
-        raise QueryError("the query has no tokens; give a text or an image")
+    if not clip_len > 0:
+        raise ValueError(f"clip_len must be a positive number of seconds; got {clip_len!r}")
+    if fusion not in ("sum", "product"):
+        raise ValueError(f"fusion must be 'sum' or 'product'; got {fusion!r}")
+    if coarse_top_k is not None and int(coarse_top_k) < 1:
+        raise ValueError(f"coarse_top_k must be None or at least 1; got {coarse_top_k}")
+    asked = _as_query(query, query_sentence)
+    label = label if label is not None else (asked.text or asked.label)
+    guidance = _guidance(guidance)
     n_clips = len(video_feats)
     duration = float(duration) if duration is not None else n_clips * clip_len
 
     if model is None:
-        sentence = asked.tokens[-1] if query_sentence is None else np.asarray(query_sentence, np.float32)
-        if sentence.shape[-1] != video_feats.shape[1]:
-            raise QueryError(f"zero-shot needs the query embedding in the video's space (width "
-                             f"{video_feats.shape[1]}), got width {sentence.shape[-1]}")
-        cosine = cosine_curve(video_feats, sentence)
-        saliency = pp.smooth_curve(cosine)
-        rows = pp.zero_shot_moments(saliency, clip_len, duration, nms_threshold, top_k, raw=cosine)
+        rows, saliency, read, cut = _zero_shot(video_feats, asked, clip_len, duration, window, stride, coarse_top_k,
+                                               guidance, fusion, guidance_rule, nms_threshold, top_k)
         mode = "zero-shot"
     else:
-        out = run_model(model, video_feats, asked, clip_len)
-        read = out["query"]
-        if read.rows_read < read.rows_given:
-            logger.warning("the model reads %d of the query's %d token rows, cut as its official feature extractor "
-                           "cut them", read.rows_read, read.rows_given)
-        saliency = out["saliency"]
-        rows = pp.rank_moments(out["windows"], out["scores"], duration, nms_threshold, top_k)
+        rows, saliency, read, cut = _with_model(model, video_feats, asked, clip_len, duration, window, stride,
+                                                coarse_top_k, guidance, fusion, guidance_rule, nms_threshold, top_k,
+                                                chunk)
         mode = "model"
 
     return Prediction(
@@ -129,7 +245,120 @@ def ground(
         clip_len=float(clip_len),
         duration=duration,
         highlight=pp.top_highlight(saliency, clip_len),
-        summary=tuple(float(t) for t in pp.summary_points(saliency, clip_len, summary_budget)),
-        query=query,
+        summary=tuple(float(t) for t in pp.summary_points(saliency, clip_len, summary_budget, duration=duration)),
+        query=label,
         mode=mode,
+        tokens_read=read,
+        query_tokens=asked.text_tokens,
+        query_cut=cut,
     )
+
+
+def _zero_shot(video, asked: Query, clip_len, duration, window, stride, coarse_top_k, guidance, fusion,
+               guidance_rule, nms_threshold, top_k):
+    if asked.embedding is None:
+        raise QueryError("zero-shot compares the clips with the query's joint-space embedding, and this query has "
+                         "none: pass a Query from the encoder (encoder.encode_query(text)) or query_sentence=; "
+                         "token rows are not in CLIP's joint space")
+    if asked.embedding.shape[-1] != video.shape[1]:
+        raise QueryError(f"zero-shot needs the query embedding in the video's space (width {video.shape[1]}), "
+                         f"got width {asked.embedding.shape[-1]}")
+    cosine = _cosine_curve(video, asked.embedding)
+    saliency = pp.smooth_curve(cosine)
+    n_clips = len(video)
+    read = asked.embedding_tokens
+    cut = bool(asked.text_tokens is not None and read is not None and asked.text_tokens > read)
+    if coarse_top_k is None and guidance is None:
+        return pp.zero_shot_moments(saliency, clip_len, duration, nms_threshold, top_k, raw=cosine), saliency, \
+            read, cut
+    size = int(window) if window is not None else max(1, round(lv.DEFAULT_WINDOW_SECONDS / clip_len))
+    grid = lv.sliding_windows(n_clips, size, stride)
+    firsts, lasts, scores = pp.zero_shot_runs(saliency, raw=cosine)
+    tiebreak = None
+    if guidance is not None:
+        window_scores, tiebreak = _guidance_stage(guidance, grid, clip_len, guidance_rule)
+        clip_scores = lv.guidance_clip_scores(guidance, n_clips, clip_len)
+    else:
+        window_scores = lv.cosine_window_scores(cosine, grid)
+        clip_scores = None
+    if coarse_top_k is not None:
+        kept = lv.select_windows(window_scores, coarse_top_k, tiebreak)
+        inside = lv.runs_inside(firsts, lasts, lv.covered_clips(grid, kept))
+        firsts, lasts, scores = firsts[inside], lasts[inside], scores[inside]
+    if clip_scores is not None and len(firsts):
+        run_window = window_max(clip_scores, firsts, lasts - firsts + 1)
+        scores = lv.fuse(scores, run_window, window_scores, fusion)
+    spans = np.stack([firsts * clip_len, (lasts + 1) * clip_len], axis=1).astype(np.float64)
+    return pp.rank_moments(spans, scores, duration, nms_threshold, top_k), saliency, read, cut
+
+
+def _guidance_stage(guidance, grid: lv.WindowGrid, clip_len: float, rule: str):
+    """Window scores by the chosen rule, and (for "max") the overlap-weighted mean to break its ties."""
+    scores = lv.guidance_scores(guidance, grid, clip_len, rule)
+    return scores, lv.guidance_scores(guidance, grid, clip_len, "mean") if rule == "max" else None
+
+
+def _with_model(model, video_feats, asked: Query, clip_len, duration, window, stride, coarse_top_k, guidance,
+                fusion, guidance_rule, nms_threshold, top_k, chunk):
+    video = _check_video(model, video_feats)
+    if asked.tokens is None or len(asked.tokens) == 0:
+        raise QueryError("the model reads query tokens and this query has only an embedding; encode the text "
+                         "or image with the encoder (encoder.encode_query)")
+    limit = getattr(model, "text_token_limit", None)
+    if limit is not None and asked.text_rows is not None and asked.text_rows > limit:
+        raise QueryError(f"the query's text has {asked.text_rows} token rows; this model reads at most {limit}, "
+                         f"encoded from the cut sentence: encode it with encoder.encode_query(text, "
+                         f"token_limit=model.text_token_limit) (Grounder does)")
+    prepared = model.query_input(asked)
+    cut = prepared.rows_read < prepared.rows_given or asked.text_cut
+    if prepared.rows_read < prepared.rows_given:
+        logger.warning("the model reads %d of the query's %d token rows, cut as its official feature extractor "
+                       "cut them", prepared.rows_read, prepared.rows_given)
+    n_clips = len(video)
+
+    own = model.window_grid(n_clips)
+    if own is not None:
+        if window is not None or stride is not None:
+            logger.warning("%s uses its own window layout; window=/stride= are ignored", model.architecture)
+        grid = lv.WindowGrid.from_array(own, n_clips)
+    else:
+        grid = lv.sliding_windows(n_clips, window or model.input_spec.window or n_clips, stride)
+
+    # The first stage: guidance when given, else the architecture's own window score, else (only when
+    # windows are to be chosen) CONE's best cosine in CLIP's joint space.
+    window_scores = clip_scores = tiebreak = None
+    if guidance is not None:
+        window_scores, tiebreak = _guidance_stage(guidance, grid, clip_len, guidance_rule)
+        clip_scores = lv.guidance_clip_scores(guidance, n_clips, clip_len)
+    else:
+        window_scores = learned_window_scores(model, video, prepared, grid, clip_len, chunk)
+        if window_scores is not None:
+            clip_scores = lv.spread_to_clips(window_scores, grid)
+        elif coarse_top_k is not None and coarse_top_k < len(grid):
+            if asked.embedding is None or asked.embedding.shape[-1] != video.shape[1]:
+                raise QueryError("coarse_top_k needs the query's joint-space embedding (a Query from the encoder) "
+                                 "or guidance scores, to choose the windows the model reads")
+            clip_scores = _cosine_curve(video, asked.embedding)
+            window_scores = lv.cosine_window_scores(clip_scores, grid)
+    ranked = lv.select_windows(window_scores, coarse_top_k, tiebreak) if window_scores is not None else \
+        np.arange(len(grid))
+    in_time = np.sort(ranked)
+    run = run_windows(model, video, prepared, grid, in_time, clip_len, chunk)
+    saliency = run.stitcher.curve(fill=clip_scores)
+    logger.debug("model ran on %d of %d windows", len(ranked), len(grid))
+
+    own_rank = model.rank_moments(_take(run.outputs, np.searchsorted(in_time, ranked)), grid.starts[ranked], clip_len)
+    if own_rank is not None:
+        spans, scores = own_rank
+        spans = np.clip(np.asarray(spans, dtype=np.float64).reshape(-1, 2), 0.0, duration)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        keep = spans[:, 1] - spans[:, 0] > 1e-3
+        rows = np.concatenate([spans[keep], scores[keep, None]], axis=1)[:top_k]
+        return rows, saliency, prepared.rows_read, cut
+
+    spans, scores, owner = run.spans, run.scores, run.owner
+    cut_off = lv.cut_by_window_edge(spans, owner, grid, in_time, clip_len)
+    spans, scores, owner = spans[~cut_off], scores[~cut_off], owner[~cut_off]
+    if window_scores is not None and len(scores):
+        scores = lv.fuse(scores, window_scores[owner], window_scores, fusion)
+    return pp.rank_moments(spans, scores, duration, nms_threshold, top_k), saliency, prepared.rows_read, cut

@@ -1,7 +1,9 @@
 """ffmpeg helpers: make synthetic videos (tests, benchmarks, examples) and cut or join clips for playback.
 
 The front ends hand users `cut_clip` (a moment as an mp4) and `write_summary_video` (the summary points as
-one short mp4); both are exported from `univtg_core`.
+one short mp4); both are exported from `univtg_core`. For a player, `browser_playable` decides from a
+`probe_playback` whether a file plays in a browser as it is, and `make_playable_copy` makes an H.264/AAC
+copy of one that does not.
 
 The ffmpeg binary is the one bundled with ``imageio-ffmpeg``. It is always run with an argument list, never
 through a shell, and every file name is passed as an absolute ``file:`` URL so that a name starting with
@@ -16,6 +18,7 @@ import os
 import re
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +225,129 @@ def write_summary_video(src: str | os.PathLike, prediction: Any, dst: str | os.P
     if not spans:
         return None
     return concat_clips(src, spans, dst)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Browser-playable copies (for a front end's player; the features are always read from the original)
+
+# What every current browser plays: (container suffix, video codec) pairs, 8-bit 4:2:0 pixels, these audio codecs.
+_PLAYABLE_VIDEO = {
+    ".mp4": {"h264", "av1", "vp9"},
+    ".m4v": {"h264"},
+    ".webm": {"vp8", "vp9", "av1"},
+    ".ogg": {"theora"},
+    ".ogv": {"theora"},
+}
+_PLAYABLE_PIXELS = {"yuv420p", "yuvj420p"}
+_PLAYABLE_AUDIO = {".mp4": {"aac", "mp3", "opus", "flac"}, ".m4v": {"aac", "mp3"}, ".webm": {"opus", "vorbis"},
+                   ".ogg": {"vorbis", "opus"}, ".ogv": {"vorbis", "opus"}}
+PLAYER_MAX_SIDE = 1280  # a browser-playable copy is at most this many pixels on its longer side
+
+
+@dataclass(frozen=True)
+class PlaybackProbe:
+    """What a browser's player cares about in a file: container (by suffix), codecs, pixels, size."""
+
+    suffix: str
+    video_codec: str | None
+    pixel_format: str | None
+    width: int
+    height: int
+    audio_codecs: tuple[str, ...] = ()
+    duration: float = 0.0
+
+
+def probe_playback(path: str | os.PathLike) -> PlaybackProbe:
+    """Read a file's streams (PyAV) for `browser_playable`; a VideoReadError when it holds no video stream."""
+    import av
+
+    source = _check_source(path)
+    try:
+        with av.open(str(source)) as container:
+            if not container.streams.video:
+                raise VideoReadError(f"{source.name!r} holds no video stream. Pass a video file.")
+            stream = container.streams.video[0]
+            context = stream.codec_context
+            pixels = context.format.name if context.format is not None else None
+            duration = float(container.duration / av.time_base) if container.duration else 0.0
+            return PlaybackProbe(
+                suffix=source.suffix.lower(),
+                video_codec=context.name,
+                pixel_format=pixels,
+                width=int(context.width or 0),
+                height=int(context.height or 0),
+                audio_codecs=tuple(a.codec_context.name for a in container.streams.audio),
+                duration=duration,
+            )
+    except av.FFmpegError as exc:
+        raise VideoReadError(f"{source.name!r} could not be opened as a video ({type(exc).__name__}).") from exc
+
+
+def browser_playable(probe: PlaybackProbe) -> tuple[bool, str]:
+    """Whether browsers play the file as it is, and if not, why (for a progress message): a pure decision.
+
+    Playable: H.264 / AV1 / VP9 in mp4, VP8 / VP9 / AV1 in webm, Theora in ogg, with 8-bit 4:2:0 pixels and
+    audio browsers decode. HEVC, ProRes, MPEG-4 Part 2, 10-bit or 4:2:2 / 4:4:4 pixels, mkv, mov and avi
+    containers are not (some browsers play some of them; none plays all).
+    """
+    what = f"{(probe.video_codec or 'unknown').upper()} video ({probe.pixel_format or 'unknown'} pixels) in " \
+           f"{probe.suffix or 'a file without a suffix'}"
+    if probe.video_codec not in _PLAYABLE_VIDEO.get(probe.suffix, set()):
+        return False, what
+    if probe.pixel_format not in _PLAYABLE_PIXELS:
+        return False, what
+    odd_audio = [a for a in probe.audio_codecs if a not in _PLAYABLE_AUDIO.get(probe.suffix, set())]
+    if odd_audio:
+        return False, f"{odd_audio[0].upper()} audio in {probe.suffix}"
+    return True, "plays as it is"
+
+
+def make_playable_copy(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    max_side: int = PLAYER_MAX_SIDE,
+    progress: Any = None,
+    duration: float | None = None,
+) -> Path:
+    """Transcode ``src`` to an H.264/AAC mp4 that browsers play, at most ``max_side`` pixels on its longer side.
+
+    ``progress(done_seconds, total_seconds)`` is called as ffmpeg advances (``duration`` defaults to the
+    probed one); an exception it raises stops ffmpeg and is re-raised. Rotation tags are applied (ffmpeg
+    turns the picture upright). ffmpeg runs with an argument list, never a shell.
+    """
+    import tempfile
+
+    source = _check_source(src)
+    total = float(duration) if duration else probe_playback(source).duration
+    side = int(max_side)
+    scale = (f"scale=w='min({side},iw)':h='min({side},ih)':force_original_aspect_ratio=decrease,"
+             "scale=trunc(iw/2)*2:trunc(ih/2)*2")
+    out = Path(dst)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-progress", "pipe:1", "-nostats",
+           "-i", _url(source),
+           "-map", "0:v:0", "-map", "0:a:0?", "-vf", scale, *_H264, "-c:a", "aac", "-b:a", "128k", "-ac", "2",
+           *_FASTSTART, _url(out)]
+    logger.debug("running ffmpeg: %s", cmd)
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+                if key == "out_time_us" and value.isdigit() and progress is not None:
+                    progress(min(int(value) / 1e6, total) if total else int(value) / 1e6, total)
+            proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            out.unlink(missing_ok=True)
+            raise
+        if proc.returncode != 0:
+            errors.seek(0)
+            lines = [ln.strip() for ln in errors.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+            out.unlink(missing_ok=True)
+            raise VideoReadError(f"ffmpeg could not make a browser-playable copy of {source.name!r}: "
+                                 f"{lines[-1] if lines else f'exit status {proc.returncode}'}")
+    if progress is not None:
+        progress(total, total)
+    return out

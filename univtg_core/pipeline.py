@@ -5,9 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-
-from .errors import QueryError
 from .indexing import ProgressCallback, VideoIndex, index_video
 from .inference import ground
 from .query import Query
@@ -57,33 +54,32 @@ class Grounder:
         return "zero-shot" if self.model is None else "model"
 
     def index(self, video_path: str | Path, progress: ProgressCallback | None = None) -> VideoIndex:
+        """The video's clip features, from the feature store or streamed into it (an interrupted index
+        resumes); `progress(done, total)` in clips (see `TimeLeft` for an estimate of the time left)."""
         return index_video(video_path, self.encoder, clip_len=self.clip_len, cache_dir=self.cache_dir,
                            use_cache=self.use_cache, progress=progress, max_duration=self.max_duration)
 
-    def encode_query(self, text: str | None = None, image=None) -> Query:
-        """The query as the models read it: text tokens (marked as encoder-made, so each model cuts them as its
-        official extractor did), then the image's token; the embedding is the mean of the parts' unit
-        joint-space embeddings (what zero-shot compares the clips with)."""
-        text = text.strip() if isinstance(text, str) else None
-        parts = []
-        if text:
-            parts.append(self.encoder.encode_text(text))
-        if image is not None:
-            parts.append(self.encoder.encode_image(image))
-        if not parts:
-            raise QueryError("the query is empty: type what to look for, or give an example image")
-        tokens = np.concatenate([p.tokens for p in parts], axis=0)
-        unit = [p.sentence / (np.linalg.norm(p.sentence) + 1e-8) for p in parts]
-        embedding = np.mean(unit, axis=0).astype(np.float32)
-        label = " + ".join([f'"{text}"'] * bool(text) + ["[image]"] * (image is not None))
-        text_rows = len(parts[0].tokens) if text else 0
-        return Query(tokens, embedding=embedding, text=text or None, label=label, text_rows=text_rows)
+    @property
+    def text_token_limit(self) -> int | None:
+        """The most text tokens the model reads (its official extractor's cut); None in zero-shot (CLIP's 77)."""
+        return getattr(self.model, "text_token_limit", None) if self.model is not None else None
 
-    def query(self, index: VideoIndex, text: str | None = None, image=None) -> Prediction:
+    def encode_query(self, text: str | None = None, image=None) -> Query:
+        """The query as the models read it: text tokens encoded as the model's official extractor cut them
+        (`text_token_limit`), then the image's token; the embedding is the mean of the parts' unit
+        joint-space embeddings (what zero-shot and the first stage compare the clips with)."""
+        return self.encoder.encode_query(text, image, token_limit=self.text_token_limit)
+
+    def query(self, index: VideoIndex, text: str | None = None, image=None, *, window: int | None = None,
+              stride: int | None = None, coarse_top_k: int | None = None, guidance=None,
+              fusion: str = "sum") -> Prediction:
+        """One query on an indexed video, at any length; the options are `ground()`'s (coarse-to-fine with
+        `coarse_top_k`, guidance score records, the fusion rule)."""
         asked = self.encode_query(text, image)
-        return ground(index.features, asked, clip_len=index.clip_len, model=self.model, duration=index.duration,
-                      query=asked.text or asked.label, nms_threshold=self.nms_threshold, top_k=self.top_k,
-                      summary_budget=self.summary_budget)
+        return ground(index.features, asked, clip_len=index.clip_len, model=self.model, window=window,
+                      stride=stride, coarse_top_k=coarse_top_k, guidance=guidance, fusion=fusion,
+                      duration=index.duration, label=asked.text or asked.label, nms_threshold=self.nms_threshold,
+                      top_k=self.top_k, summary_budget=self.summary_budget)
 
 
 def results_are_meaningful(grounder: Grounder) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .spans import temporal_nms
+from .video.sampling import INSIDE_END
 
 
 def clip_anchors(n_clips: int, clip_len: float) -> np.ndarray:
@@ -123,26 +124,22 @@ def _run_scores(curve: np.ndarray, firsts: np.ndarray, lasts: np.ndarray) -> np.
     return np.where(n_out > 0, scores, 0.0)
 
 
-def zero_shot_moments(
+def zero_shot_runs(
     curve: np.ndarray,
-    clip_len: float,
-    duration: float,
-    nms_threshold: float = 0.7,
-    top_k: int | None = 10,
     raw: np.ndarray | None = None,
     spreads: tuple[float, ...] = (0.25, 0.5, 0.75),
-) -> np.ndarray:
-    """Moments from a similarity curve: contiguous runs above adaptive thresholds, scored and NMS-ed.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate moments of a similarity curve: (firsts, lasts, scores), runs in (first, last) order.
 
     Thresholds between the curve's median and its peak give nested candidates (a tight peak and the wider
     event around it). When the unsmoothed curve `raw` is given, its runs are candidates too and every
     candidate is scored on it, so smoothing helps find events without blurring their edges. Every run is
-    scored against the whole curve (so moments across a film compete on one scale) from one prefix sum:
-    O(N log N) in the number of clips. Returns rows [start, end, score], best first.
+    scored against the whole curve (so moments across a film compete on one scale) from one prefix sum, and
+    divided by the curve's range: O(N log N) in the number of clips.
     """
     curve = np.asarray(curve, dtype=np.float64)
     if curve.size == 0:
-        return np.zeros((0, 3))
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     scored = np.asarray(raw, dtype=np.float64) if raw is not None else curve
     if scored.shape != curve.shape:
         raise ValueError(f"raw curve has shape {scored.shape}, the smoothed one {curve.shape}; give one value per clip")
@@ -157,10 +154,29 @@ def zero_shot_moments(
     firsts, lasts = keys // n, keys % n
     value_range = float(scored.max() - scored.min())
     scale = value_range if value_range > 1e-12 else 1.0
-    windows = np.stack([firsts * clip_len, (lasts + 1) * clip_len], axis=1).astype(np.float64)
     # Rounded far below the 4 decimals we report, so that runs of equal value tie exactly (and keep their
     # time order) whatever the rounding of the prefix sums: the ranking the per-run sums gave.
     scores = np.round(_run_scores(scored, firsts, lasts) / scale, 10)
+    return firsts, lasts, scores
+
+
+def zero_shot_moments(
+    curve: np.ndarray,
+    clip_len: float,
+    duration: float,
+    nms_threshold: float = 0.7,
+    top_k: int | None = 10,
+    raw: np.ndarray | None = None,
+    spreads: tuple[float, ...] = (0.25, 0.5, 0.75),
+) -> np.ndarray:
+    """Moments from a similarity curve: the `zero_shot_runs` candidates, clamped, sorted and NMS-ed.
+
+    Returns rows [start, end, score], best first.
+    """
+    firsts, lasts, scores = zero_shot_runs(curve, raw, spreads)
+    if firsts.size == 0:
+        return np.zeros((0, 3))
+    windows = np.stack([firsts * clip_len, (lasts + 1) * clip_len], axis=1).astype(np.float64)
     return rank_moments(windows, scores, duration, nms_threshold, top_k)
 
 
@@ -169,12 +185,16 @@ def summary_points(
     clip_len: float,
     budget: float = 0.15,
     min_gap_clips: int | None = None,
+    duration: float | None = None,
 ) -> np.ndarray:
     """Representative clips under a duration budget, picked greedily by saliency with temporal diversity.
 
     As in keyshot summarisation (TVSum/SumMe), the summary may cover at most `budget` of the video. A clip is
     skipped while it lies within `min_gap_clips` of one already chosen (default: spread the budget evenly),
     and the gap shrinks only when nothing else is left. Returns the chosen clips' centre times, ascending.
+    With the video's ``duration`` every point lies inside it: a video of N clips may end at the last clip's
+    centre (N is its length in clips, rounded), so a point is drawn at most to `INSIDE_END` s before the
+    end, as the clip grid samples it.
 
     Each pass over the clips (one per gap) costs O(N log N): the distance of every clip to the nearest clip
     chosen in earlier passes comes from one binary search, only clips farther than the gap are visited, and
@@ -218,7 +238,10 @@ def summary_points(
             if not remaining:
                 break
         gap -= 1
-    return (np.sort(np.array(chosen)) + 0.5) * clip_len
+    centres = (np.sort(np.array(chosen)) + 0.5) * clip_len
+    if duration is None:
+        return centres
+    return np.minimum(centres, max(float(duration) - INSIDE_END, 0.0))
 
 
 def _distance_to_nearest(positions: np.ndarray, sorted_points: np.ndarray) -> np.ndarray:

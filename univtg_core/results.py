@@ -44,6 +44,11 @@ class Prediction:
     mode: str = "model"
     qid: Any = None
     vid: str | None = None
+    # What the query's reader read: token rows the model read (text rows after its cut, plus image rows), or in
+    # zero-shot the text tokens CLIP's embedding read; how many tokens the text has; whether any were dropped.
+    tokens_read: int | None = None
+    query_tokens: int | None = None
+    query_cut: bool = False
 
     @property
     def top(self) -> Moment | None:
@@ -79,6 +84,11 @@ class Prediction:
             "pred_summary": [round(float(s), 4) for s in self.summary],
             "mode": self.mode,
         })
+        if self.tokens_read is not None:
+            record["tokens_read"] = int(self.tokens_read)
+            if self.query_tokens is not None:
+                record["query_tokens"] = int(self.query_tokens)
+            record["query_cut"] = bool(self.query_cut)
         return record
 
     def to_json_line(self) -> str:

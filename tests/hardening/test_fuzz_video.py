@@ -20,12 +20,10 @@ from .checks import CYAN_RGB, check_consistent, check_one_line
 from .corpus import CODECS, write_standard
 from .report import Row
 
-# Failures the fuzz meets today whose fix is pending: counted and reported, not failed on, so the fuzz goes on
-# looking for others. Their strict xfail lives with the corpus case that shows the same bug.
-KNOWN_BUGS = {
-    "object has no attribute 'thread_count'": "issue 9 broken media (corpus case truncated-end-index-last): "
-                                              "AttributeError instead of VideoReadError",
-}
+# Failures the fuzz meets whose fix is pending: counted and reported, not failed on, so the fuzz goes on
+# looking for others; their strict xfail lives with the corpus case that shows the same bug. None today
+# (the AttributeError of an mp4 cut before its index is now a VideoReadError).
+KNOWN_BUGS: dict[str, str] = {}
 EXAMPLES = int(os.environ.get("UNIVTG_FUZZ_EXAMPLES", "40"))
 TIMEOUT = float(os.environ.get("UNIVTG_FUZZ_TIMEOUT", "15"))
 
@@ -103,5 +101,5 @@ def test_mutated_mp4_gives_an_error_or_a_consistent_result(seed_video, sandbox, 
         check()
     finally:
         row.outcome = (f"{counts['result']} consistent results, {counts['refused']} refusals, "
-                       f"{counts['known bug']} known bug (AttributeError, pending), worker restarts: "
+                       f"{counts['known bug']} known bug, worker restarts: "
                        f"{sandbox.restarts - restarts}")

@@ -78,13 +78,6 @@ def test_python_api(case, corpus, sandbox, report, request):
 
 # The CLI on every file that must be refused, and on one that must work.
 CLI_CASES = [c for c in CASES if c.expect != "ok"] + [next(c for c in CASES if c.name == "h264-mp4")]
-# Runs whose stderr holds more than the error line today (item 11): the decoders' own lines (ffmpeg, decord)
-# and tqdm bars printed although stderr is not a terminal.
-NOISY_TODAY = {"random-bytes", "text", "zero-frames", "truncated-start", "truncated-end-index-first",
-               "truncated-end-mkv", "h264-mp4"}
-NOISE_REASON = "issue 9 item 11: decoder libraries and progress bars print their own lines on stderr"
-
-
 def _cli(sandbox, path, image, tmp_path) -> dict:
     (tmp_path / "cache").mkdir(exist_ok=True)
     argv = ["predict", str(path), "--query-image", str(image), "--clip-model", TINY_MODEL, "--clip-weights",
@@ -122,10 +115,7 @@ def test_cli_gives_one_error_line_and_exit_2(case, corpus, sandbox, report, requ
     check_one_line(errors[0])
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=c.xfail or NOISE_REASON)]
-                 if (c.name in NOISY_TODAY or (c.xfail and "item 4" in c.xfail)) else [])
-    for c in CLI_CASES])
+@pytest.mark.parametrize("case", case_params(CLI_CASES))
 def test_cli_stderr_holds_only_the_error_line(case, corpus, sandbox, cyan_png, tmp_path, report, request):
     row = report.add(Row("media: CLI stderr", case.group, case.name, case.description,
                          "stderr: the error line (or nothing) and our own log lines", nodeid=request.node.nodeid))
@@ -173,12 +163,7 @@ def _pattern(summary: dict) -> list[bool]:
     return [q[1] > 128 for q in summary["quadrants"]]
 
 
-ROTATION_REASON = "issue 9 item 5: rotated videos are decoded unrotated (thumbnails and the frames CLIP sees)"
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=pytest.mark.xfail(strict=True,
-                                                                                      reason=ROTATION_REASON))
-                                  for c in ROTATED])
+@pytest.mark.parametrize("case", case_params(ROTATED))
 def test_rotated_video_is_read_upright(case, corpus, sandbox, report, request):
     from .worker import _summary
 

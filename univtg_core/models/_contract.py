@@ -110,6 +110,15 @@ class GroundingModel:
     def input_spec(self) -> InputSpec:
         raise NotImplementedError
 
+    @property
+    def text_token_limit(self) -> int | None:
+        """The most CLIP text tokens (start + BPE + end) this architecture's official extractor kept, or None
+        for all. CLIP's attention is causal, so the end row of a cut sequence differs from the same position
+        of the full sentence's rows: front ends ask the encoder for tokens cut at this limit
+        (`encode_query(..., token_limit=model.text_token_limit)`), and `ground()` refuses encoder-made text
+        rows longer than it rather than read inexact rows."""
+        return None
+
     def query_input(self, query: Query | np.ndarray) -> QueryInput:
         """The rows this model reads from a `Query` (a plain array: dataset tokens): encoder-made text cut as
         the official extractor cut it (`query.text_rows` says which rows those are), rows after them (an
@@ -121,7 +130,8 @@ class GroundingModel:
         """video: (B, L, D) raw (not normalised) clip features of B windows of one video, D = input_spec.video_dim
         (a (L, D) array is one window). Each window is prepared in its own frame (normalisation, tef,
         positions), as in training; runs under inference mode on the model's device; decodes with
-        `decode_outputs`."""
+        `decode_outputs`. An architecture whose `window_grid` makes windows of different lengths also takes
+        `lengths=` (B,) valid clips per zero-padded row; ground() passes it only then."""
         raise NotImplementedError
 
     def decode_outputs(self, outputs: dict, video_mask, clip_len: float, durations=None) -> WindowOutput:
@@ -135,7 +145,7 @@ class GroundingModel:
 
     def window_scores(self, video: np.ndarray, query: QueryInput, clip_len: float) -> np.ndarray | None:
         """A learned first stage: one relevance score per window (B,), or None when the architecture has none
-        (then the coarse stage uses the query embedding's cosine)."""
+        (then the coarse stage uses the query embedding's cosine). Takes `lengths=` as predict_windows does."""
         return None
 
     def window_grid(self, n_clips: int) -> np.ndarray | None:

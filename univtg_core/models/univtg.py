@@ -277,22 +277,30 @@ class UniVTG(nn.Module, GroundingModel):
     def input_spec(self) -> InputSpec:
         return self.config.input_spec
 
+    @property
+    def text_token_limit(self) -> int:
+        """Start + at most 30 BPE tokens + end, as the official extractor (and Moment-DETR's) kept them."""
+        return OFFICIAL_TEXT_ROWS
+
     def query_input(self, query: Query | np.ndarray) -> QueryInput:
-        """Encoder-made text rows cut as the official extractor did (start + at most 30 BPE tokens + end),
-        rows after them (an image query's) kept; then L2-normalised as the official dataset does."""
+        """Encoder-made text rows as the official extractor made them (start + at most 30 BPE tokens + end,
+        which the encoder must have cut: see `text_token_limit`), rows after them (an image query's) kept,
+        dataset tokens as they are; then L2-normalised as the official dataset does."""
         if not isinstance(query, Query):
             query = Query(np.asarray(query, dtype=np.float32))
         tokens = query.tokens
+        if tokens is None or len(tokens) == 0:
+            raise QueryError("the query has no token rows (the model reads tokens); give a text or an image")
         given = len(tokens)
-        if given == 0:
-            raise QueryError("the query has no tokens; give a text or an image")
         if tokens.shape[1] != self.config.text_dim:
             raise CheckpointError(f"the model expects query tokens of width {self.config.text_dim}, got "
                                   f"{tokens.shape[1]}; encode the query with the CLIP model it was trained with")
-        text_rows = query.text_rows
-        if text_rows is not None and text_rows > OFFICIAL_TEXT_ROWS:
-            keep = np.r_[0 : OFFICIAL_TEXT_ROWS - 1, text_rows - 1, text_rows:given]
-            tokens = tokens[keep]
+        if query.text_rows is not None and query.text_rows > OFFICIAL_TEXT_ROWS:
+            # CLIP's end row depends on where the sequence ends: the official 32 rows cannot be cut out of a
+            # longer sentence's rows, they must be encoded from the cut token ids.
+            raise QueryError(f"the query's text has {query.text_rows} token rows; this model reads at most "
+                             f"{OFFICIAL_TEXT_ROWS}, encoded from the cut sentence: encode it with "
+                             f"encoder.encode_query(text, token_limit=model.text_token_limit) (Grounder does)")
         if self.config.use_txt_pos and len(tokens) > self.config.max_q_l:
             tokens = tokens[: self.config.max_q_l]  # its learned text positions stop there
         if self.config.normalize_text:

@@ -112,23 +112,29 @@ class SlowFastEncoder:
         clip_len: float = 2.0,
         progress: ProgressCallback | None = None,
         prefetch: int = 2,
+        *,
+        start_clip: int = 0,
     ) -> Iterator[np.ndarray]:
-        """``(b, 2304)`` float32 feature batches of the video's clips, in order (HERO's clip grid).
+        """``(b, 2304)`` float32 feature batches of the video's clips from ``start_clip`` on, in order (HERO's
+        clip grid; the indexer's stream protocol, shared with the CLIP encoder).
 
         Decoding and clip sampling run in a background thread at most ``prefetch`` batches ahead, so the
         network and the decoder overlap and memory stays at a few batches of clips however long the video
-        is. ``progress(done, total)`` is called after each batch (``total`` is 0 while unknown).
+        is. A resumed stream (``start_clip`` > 0) still decodes the video from its start (the 30 fps frames
+        are read in order) but runs the network only from ``start_clip`` on. ``progress(done, total)`` is
+        called after each batch (``total`` is 0 while unknown; ``done`` starts at ``start_clip``).
         """
         probe = probe_slowfast(path)
         total = clips_kept(probe.duration, clip_len) or 0
         logger.info("%s: SlowFast clips of %.2f s at %d fps (source floor), %s clips", Path(path).name, clip_len,
                     probe.fps, total or "unknown number of")
-        done = 0
+        start_clip = max(0, int(start_clip))
+        done = start_clip
         if progress is not None:
-            progress(0, total)
+            progress(done, total)
 
         def make(stop: threading.Event) -> Iterator[np.ndarray]:
-            return _batches(path, clip_len, probe, self.batch_size, stop)
+            return _batches(path, clip_len, probe, self.batch_size, stop, skip=start_clip)
 
         for batch in iter_in_thread(make, prefetch, name="univtg-slowfast-decode"):
             feats = self.encode_clips(batch)
@@ -147,9 +153,12 @@ class SlowFastEncoder:
         return np.concatenate(parts, axis=0)
 
 
-def _batches(path, clip_len: float, probe, batch_size: int, stop: threading.Event) -> Iterator[np.ndarray]:
+def _batches(path, clip_len: float, probe, batch_size: int, stop: threading.Event,
+             skip: int = 0) -> Iterator[np.ndarray]:
     batch: list[np.ndarray] = []
-    for clip in iter_clips(path, clip_len, probe, should_stop=stop.is_set):
+    for index, clip in enumerate(iter_clips(path, clip_len, probe, should_stop=stop.is_set)):
+        if index < skip:
+            continue
         batch.append(clip)
         if len(batch) == batch_size:
             yield np.stack(batch)

@@ -8,6 +8,8 @@ Layout (main/dataset.py, DatasetMR):
   each is L2-normalised, cut to the shortest. A path ending in .h5/.hdf5 is read as a file keyed by vid.
 - query features: <t_feat_dir>/<qid>.npz (UniVTG) or qid<qid>.npz (Moment-DETR, Lighthouse), key
   `last_hidden_state` (T, D) per token; or an .h5 file keyed by qid.
+- either folder may instead be a feature store (`univtg_core.store`, what `training.extract` writes):
+  entries named by vid (array `features`) and by qid (`last_hidden_state`, `pooler_output`), memory-mapped.
 
 Unlike the official loader, a missing or unreadable file raises `DataError` naming it (the official one
 logs and trains on zeros), and all files are checked before training starts.
@@ -110,8 +112,10 @@ class FeatureStore:
     """Reads (and caches) L2-normalised video features and query token features.
 
     Args:
-        v_feat_dirs: folders of <vid>.npz (key `features`) or .h5 files; concatenated along the feature axis.
-        t_feat_dir: folder of <qid>.npz / qid<qid>.npz (key `last_hidden_state`) or an .h5 file.
+        v_feat_dirs: folders of <vid>.npz (key `features`), .h5 files, or feature stores (entries named by
+            vid); concatenated along the feature axis.
+        t_feat_dir: folder of <qid>.npz / qid<qid>.npz (key `last_hidden_state`), an .h5 file, or a feature
+            store (entries named by qid).
         normalize_video / normalize_text: the official L2 normalisation (x / (||x|| + 1e-5)) per row.
         cache_mb: in-memory cache budget; `preload` reads everything up front instead.
     """
@@ -124,6 +128,7 @@ class FeatureStore:
         self.normalize_text = normalize_text
         self._cache = _LRU(cache_mb)
         self._h5: dict[tuple[int, str], Any] = {}
+        self._stores: dict[str, Any] = {}
         for d in self.v_feat_dirs + ([self.t_feat_dir] if self.t_feat_dir else []):
             if not os.path.exists(d):
                 raise DataError(f"feature location not found: {d}")
@@ -170,6 +175,25 @@ class FeatureStore:
         except Exception as exc:  # noqa: BLE001 - zip/pickle/value errors all mean an unreadable file
             raise DataError(f"cannot read feature file {path}: {type(exc).__name__}: {exc}") from exc
 
+    def _store(self, feat_dir: str | None):
+        """The feature store at `feat_dir`, or None for the official layouts (.npz folders, .h5 files)."""
+        if feat_dir is None:
+            return None
+        if feat_dir not in self._stores:
+            from ..store import FeatureStore as Store
+
+            self._stores[feat_dir] = Store(feat_dir, create=False) if Store.is_store(feat_dir) else None
+        return self._stores[feat_dir]
+
+    def _read_store(self, feat_dir: str, name: str, field: str) -> np.ndarray:
+        entry = self._store(feat_dir).get(name)
+        if entry is None:
+            raise DataError(f"{feat_dir}: the feature store has no complete entry {name!r} (missing, interrupted "
+                            f"or damaged: extract it again)")
+        if field not in entry.arrays:
+            raise DataError(f"{feat_dir}[{name!r}] has no {field!r} (has {sorted(entry.arrays)})")
+        return np.asarray(entry[field], dtype=np.float32)
+
     def video_path(self, feat_dir: str, vid: str) -> str:
         return feat_dir if feat_dir.endswith(H5_SUFFIXES) else os.path.join(feat_dir, f"{vid}.npz")
 
@@ -188,8 +212,12 @@ class FeatureStore:
     def read_video_dir(self, feat_dir: str, vid: str, normalize: bool | None = None) -> np.ndarray:
         """One folder's (L, D) features of a video, normalised unless told otherwise."""
         path = self.video_path(feat_dir, vid)
-        feats = self._read_h5(path, str(vid), "features") if path.endswith(H5_SUFFIXES) else \
-            self._read_npz(path, "features")
+        if self._store(feat_dir) is not None:
+            feats = self._read_store(feat_dir, str(vid), "features")
+        elif path.endswith(H5_SUFFIXES):
+            feats = self._read_h5(path, str(vid), "features")
+        else:
+            feats = self._read_npz(path, "features")
         if feats.ndim != 2 or len(feats) == 0:
             raise DataError(f"{path}: expected features of shape (clips, dim), got {feats.shape}")
         if self.normalize_video if normalize is None else normalize:
@@ -225,8 +253,12 @@ class FeatureStore:
         if cached is not None:
             return cached
         path = self.query_path(qid, feat_dir)
-        feats = self._read_h5(path, str(qid), field) if path.endswith(H5_SUFFIXES) else \
-            self._read_npz(path, field)
+        if self._store(feat_dir or self.t_feat_dir) is not None:
+            feats = self._read_store(feat_dir or self.t_feat_dir, str(qid), field)
+        elif path.endswith(H5_SUFFIXES):
+            feats = self._read_h5(path, str(qid), field)
+        else:
+            feats = self._read_npz(path, field)
         if feats.ndim == 1:
             feats = feats[None]
         if feats.ndim != 2 or len(feats) == 0:
@@ -247,7 +279,12 @@ class FeatureStore:
                     continue
                 seen.add((d, vid))
                 path = self.video_path(d, vid)
-                if path.endswith(H5_SUFFIXES):
+                store = self._store(d)
+                if store is not None:
+                    info = store.info(vid)
+                    if info is None or info.status != "complete":
+                        missing.append(f"{d}[{vid!r}]")
+                elif path.endswith(H5_SUFFIXES):
                     if vid not in self._h5file(path):
                         missing.append(f"{path}[{vid!r}]")
                 elif not os.path.exists(path):
@@ -255,6 +292,12 @@ class FeatureStore:
             if not queries:
                 continue
             feat_dir = record.get("t_feat_dir") or self.t_feat_dir
+            store = self._store(feat_dir)
+            if store is not None:
+                info = store.info(str(record["qid"]))
+                if info is None or info.status != "complete":
+                    missing.append(f"{feat_dir}[{record['qid']!r}]")
+                continue
             path = self.query_path(record["qid"], feat_dir)
             if path.endswith(H5_SUFFIXES):
                 if str(record["qid"]) not in self._h5file(path):

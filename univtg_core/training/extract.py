@@ -1,14 +1,16 @@
-"""Extract CLIP features for a folder of videos and a jsonl of queries, in the trainer's layout.
+"""Extract CLIP features for a folder of videos and a jsonl of queries, into feature stores the trainer reads.
 
     python -m univtg_core.training.extract --videos DIR --queries Q.jsonl --out DIR [--clip-weights openai]
     torchrun --nproc_per_node 4 -m univtg_core.training.extract ...   # each rank takes its own shard
 
-Writes `<out>/vid_clip/<vid>.npz` (`features`: one CLIP image embedding per clip of `--clip_length` s, the
-video's file stem as vid), `<out>/txt_clip/<qid>.npz` (`last_hidden_state` per token, `pooler_output`
-the sentence embedding, which language-free evaluation uses) and, on rank 0, `<out>/annotations.jsonl`:
-the queries with any missing `duration` filled in from the video. Files are written atomically and
-existing ones are skipped, so a stopped run resumes where it stopped. `<out>/extract_info.json` records
-the encoder; resuming with another encoder is refused.
+Writes two feature stores (`univtg_core.store`): `<out>/vid_clip` with one entry per video named by its file
+stem (the vid), array `features` (one CLIP image embedding per clip of `--clip_length` s), and
+`<out>/txt_clip` with one entry per qid, arrays `last_hidden_state` (per token) and `pooler_output` (the
+sentence embedding, which language-free evaluation uses); on rank 0, `<out>/annotations.jsonl`: the queries
+with any missing `duration` filled in from the video. `--t_feat_dir`/`--v_feat_dirs` of the trainer take
+these folders as they are. Videos stream into the store chunk by chunk, so a stopped run resumes inside the
+video it stopped in; finished entries are skipped; a damaged one is redone. `<out>/extract_info.json`
+records the encoder; resuming with another encoder is refused.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import UniVTGError
+from ..errors import StoreFullError, UniVTGError, VideoReadError
 from ..video import VIDEO_SUFFIXES
 from .data import DataError, load_jsonl, save_jsonl
 
@@ -35,12 +37,6 @@ def _load_encoder(model_name: str, weights: str, device: str | None):
     from ..encoders import load_clip_encoder
 
     return load_clip_encoder(model_name=model_name, weights=weights, device=device)
-
-
-def _iter_frames(path: Path, clip_len: float, size: int, batch_size: int) -> Iterator[np.ndarray]:
-    from ..video import iter_clip_frames
-
-    return iter_clip_frames(path, clip_len=clip_len, size=size, batch_size=batch_size)
 
 
 def _probe_duration(path: Path) -> float:
@@ -66,23 +62,6 @@ def list_videos(folder: str | Path) -> list[Path]:
     return videos
 
 
-def _complete(path: Path, key: str) -> bool:
-    """An existing, readable feature file (a file cut short by a crash is redone)."""
-    if not path.is_file():
-        return False
-    try:
-        with np.load(path) as data:
-            return key in data.files and data[key].size > 0
-    except Exception:  # noqa: BLE001 - any read failure means "redo it"
-        return False
-
-
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.stem + ".partial.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-
-
 def _check_info(out: Path, info: dict) -> None:
     path = out / "extract_info.json"
     if path.is_file():
@@ -100,38 +79,38 @@ def extract(videos_dir: str | Path, out: str | Path, queries: str | Path | None 
     """Extract this rank's shard of videos and queries; returns counts {videos, skipped, failed, queries}."""
     from tqdm import tqdm
 
+    from ..store import FeatureStore
+
     out = Path(out)
-    video_dir, text_dir = out / "vid_clip", out / "txt_clip"
-    video_dir.mkdir(parents=True, exist_ok=True)
-    text_dir.mkdir(parents=True, exist_ok=True)
+    videos_store, texts_store = FeatureStore(out / "vid_clip"), FeatureStore(out / "txt_clip")
     records = load_jsonl(queries) if queries else []
     all_videos = list_videos(videos_dir)
     mine = shard(all_videos, rank, world_size)
-    todo = [p for p in mine if not _complete(video_dir / f"{p.stem}.npz", "features")]
-    my_queries = [r for r in shard(records, rank, world_size)
-                  if not _complete(text_dir / f"{r['qid']}.npz", "last_hidden_state")]
+    todo = [p for p in mine if videos_store.get(p.stem) is None]
+    my_queries = [r for r in shard(records, rank, world_size) if texts_store.get(str(r["qid"])) is None]
     counts = {"videos": 0, "skipped": len(mine) - len(todo), "failed": [], "queries": 0}
     if todo or my_queries:
         encoder = _load_encoder(model_name, weights, device)
+        fingerprint = str(getattr(encoder, "fingerprint", weights))
         if rank == 0:
-            _check_info(out, {"model": model_name, "fingerprint": str(getattr(encoder, "fingerprint", weights)),
-                              "clip_length": clip_len})
+            _check_info(out, {"model": model_name, "fingerprint": fingerprint, "clip_length": clip_len})
         for path in tqdm(todo, desc=f"videos (rank {rank})", disable=not progress):
             try:
-                feats = [encoder.encode_frames(batch)
-                         for batch in _iter_frames(path, clip_len, encoder.image_size, batch_size)]
+                _extract_video(videos_store, encoder, path, clip_len, fingerprint)
+            except StoreFullError:
+                raise  # every later video would fail the same way
             except UniVTGError as exc:
                 logger.error("skipping %s: %s", path, exc)
                 counts["failed"].append(str(path))
                 continue
-            _save_npz(video_dir / f"{path.stem}.npz", features=np.concatenate(feats).astype(np.float32))
             counts["videos"] += 1
         for record in tqdm(my_queries, desc=f"queries (rank {rank})", disable=not progress):
             if not str(record.get("query") or "").strip():
                 raise DataError(f"{queries}: qid {record.get('qid')!r} has no query text")
             features = encoder.encode_text(record["query"])
-            _save_npz(text_dir / f"{record['qid']}.npz", last_hidden_state=np.asarray(features.tokens, np.float32),
-                      pooler_output=np.asarray(features.sentence, np.float32))
+            texts_store.put(str(record["qid"]), {"last_hidden_state": np.asarray(features.tokens, np.float32),
+                                                 "pooler_output": np.asarray(features.sentence, np.float32)},
+                            meta={"query": record["query"], "encoder": fingerprint})
             counts["queries"] += 1
     if rank == 0 and records:
         by_stem = {p.stem: p for p in all_videos}
@@ -142,6 +121,24 @@ def extract(videos_dir: str | Path, out: str | Path, queries: str | Path | None 
             filled.append(record)
         save_jsonl(filled, out / "annotations.jsonl")
     return counts
+
+
+def _extract_video(store, encoder, path: Path, clip_len: float, fingerprint: str) -> None:
+    """Stream one video's features into its entry, resuming a partial one; a broken file leaves none."""
+    total = encoder.expected_clips(path, clip_len)
+    meta = {"encoder": fingerprint, "clip_len": float(clip_len), "source": path.name}
+    with store.writer(path.stem, dim=int(encoder.embed_dim), total=total, meta=meta) as writer:
+        if writer.entry is not None:
+            return
+        try:
+            for chunk in encoder.iter_video_features(path, clip_len, start_clip=writer.rows):
+                writer.append(chunk)
+            if total is not None and writer.rows != total:
+                raise VideoReadError(f"{path.name}: the encoder gave {writer.rows} of {total} clips")
+            writer.complete()
+        except VideoReadError:
+            writer.abort()  # a broken file: resuming would fail the same way
+            raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

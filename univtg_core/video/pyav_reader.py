@@ -1,33 +1,63 @@
-"""The PyAV backend, the default: exact frames for the least decoding.
+"""The PyAV backend, the default: the official extractor's pixels for the least decoding.
 
-It reads the packet index first (no decoding), plans from it which keyframes to start from
-(`seek_plan`), seeks only when a keyframe lies between the decoder and the next wanted frame, and tells
-the decoder to skip the non-reference frames that are not wanted (``skip_frame="NONREF"`` per packet).
-The frames are bit-identical to a full decode. Measured on 2 cores for the 300 clip frames of a 10-minute
-640x360 30 fps H.264 file: ~4.7 s of CPU, against ~7.5 s for a full PyAV decode and ~10 s for decord.
+It reads the packet index first (no decoding), plans from it which keyframes to start from (`seek_plan`),
+seeks only when a keyframe lies between the decoder and the next wanted frame, and, for decoders that
+apply it to the packet they are given (`SKIP_SAFE_DECODERS`), tells the decoder to skip the non-reference
+frames that are not wanted (``skip_frame="NONREF"`` per packet). The frames are bit-identical to a full
+decode. Clip frames are converted by libavfilter exactly as the official extractor's ffmpeg command line
+converts them (`avfilter.FrameConverter`: the display rotation, ffmpeg's ``scale`` and ``crop``); the
+thumbnails keep libswscale's bicubic ``reformat``, turned upright.
+
+Two kinds of stream are decoded from the start, counting frames, because their packet timestamps do not
+say which frame is shown when: streams without timestamps, and streams whose timestamps are in decoding
+order although the decoder reorders frames (B-frames in AVI): there the n-th frame out of the decoder is
+shown at the n-th smallest timestamp.
+
+Progress is guaranteed: the reader seeks again only after it has delivered a frame since the last seek
+(or once, to retry without skipping), so a file whose seeks land anywhere, or whose packets all fail to
+decode, ends in a frame or a `VideoReadError`, never a loop.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 
 import av
 import numpy as np
 
+from ..avfilter import (
+    FrameConverter,
+    apply_display_transform,
+    display_transform,
+    official_geometry,
+    rescale_near,
+    rotation_degrees,
+    swaps_axes,
+)
 from ..errors import VideoReadError
-from .reader import ACCEPTED, NoFrames, Reader, VideoInfo, short_error
+from .reader import ACCEPTED, NoFrames, Reader, VideoInfo, short_error, still_image_error
+from .sampling import clip_frame_indices, frame_ticks, time_ticks
 from .seek_plan import needs_seek, plan_seeks
 
 logger = logging.getLogger(__name__)
 
 # A wanted frame the decoder never produced (corrupt data) may be replaced by a neighbour this close.
 _MAX_SUBSTITUTE_GAP = 1.0
+# Decoders that apply ``skip_frame`` to the packet just sent (checked bit-exact in tests/test_video.py).
+# Not libdav1d (AV1): it takes the setting once, when the decoder opens, so a first packet sent with NONREF
+# would make it drop every non-reference frame for good, wanted ones included (issue 9 item 6); the
+# first-frame decode at open keeps every decoder opened with the default.
+SKIP_SAFE_DECODERS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"})
+# Packets tried for the first frame (whose display matrix says how the video is turned).
+_FIRST_FRAME_PACKETS = 256
 
 
 class PyAVReader(Reader):
     name = "pyav"
     decode_errors = (av.error.FFmpegError,)
+    official_pixels = True
 
     def __init__(self, path: str):
         self.path = path
@@ -46,19 +76,36 @@ class PyAVReader(Reader):
                     f"indexed. {ACCEPTED}"
                 )
             self._stream = streams[0]
+            fmt = self._container.format.name
+            if fmt.startswith("image2") or fmt.endswith("_pipe"):  # png_pipe, jpeg_pipe, image2, ...
+                codec = self._stream.codec_context.name if self._stream.codec_context else fmt
+                raise still_image_error(path, f"a still image ({codec.upper()})")
             self._configure_decoder()
             self._pts: np.ndarray | None = None  # packet pts in display order (stream time base)
-            self._keys: np.ndarray | None = None  # keyframe pts, ascending
+            self._keys: np.ndarray | None = None  # keyframe pts, ascending; None: frames are counted
             self._times: np.ndarray | None = None
+            self._counted = False  # timestamps in decoding order: frames are counted in display order
             self._bad_packets = 0
             self._last_decode_error = ""
+            self._decoded_any = False
             self._duration_from_stream = False
+            self._converters: dict[int, Callable] = {}
+            self._offset = self._file_start()
+            self._transform = self._display_transform()
             self.info = self._probe()
         except BaseException:
             self._container.close()
             raise
 
     # -- metadata -----------------------------------------------------------------------------------
+    def _file_start(self) -> int:
+        """The file's start (its earliest stream) in the video's time base: the zero of the timeline."""
+        start = self._container.start_time  # microseconds; None when unknown
+        tb = self._stream.time_base
+        if start in (None, 0) or not tb:
+            return 0
+        return rescale_near(int(start), Fraction(1, 1_000_000), Fraction(tb))
+
     def _probe(self) -> VideoInfo:
         s = self._stream
         cc = s.codec_context
@@ -70,30 +117,37 @@ class PyAVReader(Reader):
             n_frames = len(self._index()[0])
         if n_frames <= 0:
             raise NoFrames(f"{self.path!r} has a video stream with zero frames. {ACCEPTED}")
+        if n_frames == 1:
+            raise still_image_error(self.path, "a single frame (a still picture)")
         tb = float(s.time_base) if s.time_base else 0.0
         rate = s.average_rate or s.guessed_rate
         fps = float(rate) if rate else 0.0
+        start = max(0.0, (s.start_time - self._offset) * tb) if s.start_time is not None and tb else 0.0
         duration = 0.0
-        if s.duration and tb:  # the video stream's own length (mp4, mov)
-            duration = s.duration * tb
+        if s.duration and tb:  # the video stream's own length (mp4, mov), from its first frame
+            duration = start + s.duration * tb
             self._duration_from_stream = True
         elif self._pts is not None:  # indexed already: last frame start plus one frame
-            times = self.times
-            duration = float(times[-1]) + (1.0 / fps if fps > 0 else 0.0)
+            duration = float(self.times[-1]) + (1.0 / fps if fps > 0 else 0.0)
         elif self._container.duration:  # longest stream of the container: last resort
             duration = self._container.duration / 1_000_000
         if duration <= 0:
-            times = self.times
-            duration = float(times[-1]) + (1.0 / fps if fps > 0 else 0.0)
+            duration = float(self.times[-1]) + (1.0 / fps if fps > 0 else 0.0)
+        if self._pts is not None:  # the index knows when the first frame is shown
+            start = float(self.times[0])
         if fps <= 0:
             fps = n_frames / duration if duration > 0 else 0.0
-        return VideoInfo(self.path, float(duration), fps, n_frames, width, height, self.name)
+        if swaps_axes(self._transform):
+            width, height = height, width
+        return VideoInfo(self.path, float(duration), fps, n_frames, width, height, self.name, float(start),
+                         rotation_degrees(self._transform))
 
     def _index(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Read every packet header of the video stream once (no decoding): pts and keyframes."""
         if self._pts is None:
-            pts, keys = [], []
+            pts, dts, keys = [], [], []
             missing = False
+            increasing = True
             try:
                 for packet in self._container.demux(self._stream):
                     if packet.size == 0:
@@ -102,7 +156,10 @@ class PyAVReader(Reader):
                         missing = True
                         pts.append(len(pts))
                         continue
+                    if pts and packet.pts <= pts[-1]:
+                        increasing = False
                     pts.append(packet.pts)
+                    dts.append(packet.dts)
                     if packet.is_keyframe:
                         keys.append(packet.pts)
             except av.error.FFmpegError as exc:
@@ -118,6 +175,12 @@ class PyAVReader(Reader):
             else:
                 self._pts = np.unique(np.asarray(pts, dtype=np.int64))
                 self._keys = np.unique(np.asarray(keys, dtype=np.int64))
+                # A decoder that reorders frames cannot be fed increasing presentation times: these are
+                # guesses made from decoding times (AVI). The n-th frame out of the decoder is then shown at
+                # the n-th decoding time, the stream's own clock.
+                self._counted = bool(self._stream.codec_context.has_b_frames) and increasing and len(pts) > 2
+                if self._counted and None not in dts:
+                    self._pts = np.unique(np.asarray(dts, dtype=np.int64))
         return self._pts, self._keys
 
     @property
@@ -130,7 +193,7 @@ class PyAVReader(Reader):
                 rate = self._stream.average_rate or self._stream.guessed_rate
                 self._times = pts / float(rate) if rate else pts.astype(np.float64)
             else:
-                self._times = (pts - pts[0]) * float(self._stream.time_base)
+                self._times = (pts - self._offset) * float(self._stream.time_base)
             info = getattr(self, "info", None)
             if self._duration_from_stream and info is not None:
                 end = float(self._times[-1])
@@ -140,6 +203,31 @@ class PyAVReader(Reader):
                         f"says it lasts {info.duration:.2f} s. {ACCEPTED}"
                     )
         return self._times
+
+    def clip_indices(self, n_clips: int, clip_len: float) -> np.ndarray:
+        """The official extractor's frame for each clip, in exact integer arithmetic on the timestamps."""
+        times = self.times  # checks for truncation
+        pts, keys = self._index()
+        if keys is None:
+            return clip_frame_indices(time_ticks(times, clip_len), n_clips)
+        return clip_frame_indices(frame_ticks(pts, self._offset, Fraction(self._stream.time_base), clip_len),
+                                  n_clips)
+
+    def _display_transform(self) -> tuple:
+        """The display-matrix filters of the first frame (how a player turns the picture)."""
+        frame = None
+        try:
+            for i, packet in enumerate(self._container.demux(self._stream)):
+                frames = self._decode_packet(packet, quiet=True)
+                if frames:
+                    frame = frames[0]
+                    break
+                if i >= _FIRST_FRAME_PACKETS:
+                    break
+        except av.error.FFmpegError:
+            pass
+        self._rewind()
+        return display_transform(frame) if frame is not None else ()
 
     # -- decoding -----------------------------------------------------------------------------------
     def _rewind(self) -> None:
@@ -154,37 +242,73 @@ class PyAVReader(Reader):
 
     def _configure_decoder(self) -> None:
         cc = self._stream.codec_context
+        if cc is None:  # no codec parameters: the headers that describe the stream are missing
+            raise VideoReadError(f"{self.path!r}: its video stream cannot be decoded (the headers that describe "
+                                 f"it are missing; the file looks truncated or corrupt). {ACCEPTED}")
         self._stream.thread_type = "SLICE"
         cc.thread_count = 1  # the caller's encoder wants the other cores; one thread is cheapest per frame
 
     def _frames(
         self, indices: np.ndarray, width: int, height: int, should_stop: Callable[[], bool] | None
     ) -> Iterator[np.ndarray]:
+        coded = (height, width) if swaps_axes(self._transform) else (width, height)
+        for count, frame in self._decoded(indices, should_stop):
+            rgb = frame.reformat(width=coded[0], height=coded[1], format="rgb24",
+                                 interpolation="BICUBIC").to_ndarray()
+            rgb = apply_display_transform(rgb, self._transform)
+            for _ in range(count):
+                yield rgb
+
+    def _clip_frames(
+        self, indices: np.ndarray, size: int, should_stop: Callable[[], bool] | None
+    ) -> Iterator[np.ndarray]:
+        convert = self._converters.get(size)
+        if convert is None:
+            convert = self._converters[size] = self._clip_converter(size)
+        for count, frame in self._decoded(indices, should_stop):
+            rgb = convert(frame)
+            for _ in range(count):
+                yield rgb
+
+    def _clip_converter(self, size: int) -> Callable:
+        """One libavfilter graph per reader: the official geometry from the coded size, the display rotation."""
+        cc = self._stream.codec_context
+        return FrameConverter(official_geometry(cc.width, cc.height, size), self._transform).convert
+
+    def _decoded(self, indices: np.ndarray, should_stop: Callable[[], bool] | None) -> Iterator[tuple[int, object]]:
+        """``(count, frame)`` in order: each decoded frame and how many of ``indices`` (in a row) it stands for."""
+        if len(indices) == 0:
+            return
         pts, keys = self._index()
-        wanted = [int(p) for p in np.unique(pts[indices])]
-        source = self._decode_sequential(wanted) if keys is None else self._decode_planned(wanted, keys)
+        targets = pts[indices]
+        wanted = [int(p) for p in np.unique(targets)]
+        if keys is None or self._counted:
+            source = self._decode_counting(wanted)
+        else:
+            source = self._decode_planned(wanted, keys)
         k = 0
         try:
             for want, frame in source:
                 if should_stop is not None and should_stop():
                     return
-                rgb = self._to_rgb(frame, width, height)
-                while k < len(indices) and int(pts[indices[k]]) == want:
-                    yield rgb
+                count = 0
+                while k < len(targets) and int(targets[k]) == want:
+                    count += 1
                     k += 1
+                if count:
+                    yield count, frame
         finally:
             source.close()
-
-    @staticmethod
-    def _to_rgb(frame, width: int, height: int) -> np.ndarray:
-        return frame.reformat(width=width, height=height, format="rgb24", interpolation="BICUBIC").to_ndarray()
 
     def _decode_planned(self, wanted: list[int], keys: np.ndarray) -> Iterator[tuple[int, object]]:
         """Yield ``(pts, frame)`` for each wanted pts (ascending), decoding as little as possible.
 
-        Packets whose pts is not wanted are decoded with ``skip_frame="NONREF"``: the decoder drops them when
-        no other frame refers to them, which changes nothing in the frames that are kept. The demuxer seeks
-        to the keyframe of the next wanted frame's group (`seek_plan`) only when it has not read it yet.
+        Packets whose pts is not wanted are decoded with ``skip_frame="NONREF"`` (decoders in
+        `SKIP_SAFE_DECODERS`): the decoder drops them when no other frame refers to them, which changes
+        nothing in the frames that are kept. Should a wanted frame still go missing while skipping, its group
+        is decoded again without skipping. The demuxer seeks to the keyframe of the next wanted frame's group
+        (`seek_plan`) only when it has not read it yet, and only after a frame was delivered since the last
+        seek: a seek that lands too early is read on from, never repeated.
         """
         plan = plan_seeks(wanted, keys.tolist())
         wanted = [pts for group in plan for pts in group.wanted]
@@ -193,6 +317,8 @@ class PyAVReader(Reader):
         tb = float(self._stream.time_base)
         k, n = 0, len(wanted)
         may_seek = True
+        skipping = self._stream.codec_context.name in SKIP_SAFE_DECODERS
+        sought_at = -1  # k when the last seek was made
 
         while k < n:
             origin = start_at[k] if may_seek else None
@@ -203,6 +329,7 @@ class PyAVReader(Reader):
                     may_seek, origin = False, None
             if origin is None:
                 self._rewind()
+            sought_at = k
             c, s = self._container, self._stream
             cc = s.codec_context
             last = None  # (pts, frame): the last frame out of the decoder since the seek
@@ -210,7 +337,7 @@ class PyAVReader(Reader):
             outcome = "end"
             for packet in c.demux(s):
                 if packet.pts is not None:
-                    cc.skip_frame = "DEFAULT" if packet.pts in wset else "NONREF"
+                    cc.skip_frame = "NONREF" if skipping and packet.pts not in wset else "DEFAULT"
                     demuxed_to = max(demuxed_to, packet.pts)
                 for frame in self._decode_packet(packet):
                     fpts = frame.pts
@@ -222,36 +349,83 @@ class PyAVReader(Reader):
                     while k < n and wanted[k] <= fpts:
                         if wanted[k] == fpts:
                             yield fpts, frame
+                        elif skipping:
+                            outcome = "retry"  # the decoder skipped it after all
+                            break
                         else:  # the decoder never produced it (corrupt data): use the frame shown then
                             yield wanted[k], self._substitute(wanted[k], last, (fpts, frame), tb)
                         k += 1
+                    if outcome == "retry":
+                        break
                     last = (fpts, frame)
-                if outcome == "overshoot":
+                if outcome in ("overshoot", "retry"):
                     break
                 if k >= n:
                     return
-                if may_seek and needs_seek(start_at[k], demuxed_to):
+                if may_seek and k > sought_at and needs_seek(start_at[k], demuxed_to):
                     outcome = "seek"  # skip the packets up to the next keyframe we need
                     break
             if outcome == "overshoot":
                 logger.debug("%s: a seek overshot; decoding from the start without seeking", self.path)
                 may_seek = False
+            elif outcome == "retry":
+                logger.debug("%s: %s dropped a wanted frame while skipping; decoding without skipping",
+                             self.path, cc.name)
+                skipping = False
+                cc.skip_frame = "DEFAULT"
             elif outcome == "end":
                 while k < n:  # the stream ended before these (truncated file)
                     yield wanted[k], self._substitute(wanted[k], last, None, tb)
                     k += 1
 
-    def _decode_packet(self, packet) -> list:
+    def _decode_counting(self, wanted: list[int]) -> Iterator[tuple[int, object]]:
+        """Decode from the start, every frame: the n-th frame out of the decoder has the n-th timestamp.
+
+        For streams without timestamps (``wanted`` are frame numbers) and streams whose timestamps are in
+        decoding order; undecodable packets are skipped as in the planned decode.
+        """
+        self._rewind()
+        self._stream.codec_context.skip_frame = "DEFAULT"
+        order = self._pts
+        k, n = 0, len(wanted)
+        count = 0
+        last = None
+        tb = float(self._stream.time_base) if self._keys is not None else 1.0 / max(self.info.fps, 1e-3)
+        for packet in self._container.demux(self._stream):
+            for frame in self._decode_packet(packet):
+                if count >= len(order):
+                    break
+                at = int(order[count])
+                count += 1
+                while k < n and wanted[k] <= at:
+                    if wanted[k] == at:
+                        yield at, frame
+                    else:
+                        yield wanted[k], self._substitute(wanted[k], last, (at, frame), tb)
+                    k += 1
+                last = (at, frame)
+                if k >= n:
+                    return
+        while k < n:  # fewer frames than packets (truncated or corrupt)
+            yield wanted[k], self._substitute(wanted[k], last, None, tb)
+            k += 1
+
+    def _decode_packet(self, packet, quiet: bool = False) -> list:
         """Frames of one packet; a packet the decoder rejects is skipped (its frame is then missing)."""
         try:
-            return packet.decode()
+            frames = packet.decode()
         except av.error.FFmpegError as exc:
+            if quiet:
+                return []
             self._bad_packets += 1
             self._last_decode_error = short_error(exc)
             if self._bad_packets <= 3:
                 logger.warning("%s: skipping an undecodable packet at pts %s (%s)", self.path, packet.pts,
                                short_error(exc))
             return []
+        if frames:
+            self._decoded_any = True
+        return frames
 
     def _substitute(self, want: int, before, after, tb: float):
         for cand in (before, after):
@@ -259,30 +433,20 @@ class PyAVReader(Reader):
                 logger.warning("%s: frame at %.3f s could not be decoded; using the one at %.3f s",
                                self.path, want * tb, cand[0] * tb)
                 return cand[1]
-        have = f"; the last decodable frame is at {before[0] * tb:.2f} s" if before is not None else ""
         why = f" (decoder: {self._last_decode_error})" if self._last_decode_error else ""
+        if not self._decoded_any:
+            codec = self._stream.codec_context.name
+            raise VideoReadError(
+                f"{self.path!r}: none of its video frames could be decoded as {codec!r}{why}. The file may be "
+                f"corrupt, or its container may name the wrong codec (as HEVC in AVI does): remux or re-encode "
+                f"it to mp4 or mkv. {ACCEPTED}"
+            )
+        have = f"; the last decodable frame is at {before[0] * tb:.2f} s" if before is not None else ""
         raise VideoReadError(
             f"{self.path!r}: no frame could be decoded near {want * tb:.2f} s{have}{why}. The file looks "
             f"truncated or corrupt. {ACCEPTED}"
         )
 
-    def _decode_sequential(self, wanted: list[int]) -> Iterator[tuple[int, object]]:
-        """For streams without timestamps: decode every frame and count (``wanted`` holds frame numbers)."""
-        self._rewind()
-        k, n = 0, len(wanted)
-        count = -1
-        for frame in self._container.decode(self._stream):
-            count += 1
-            while k < n and wanted[k] == count:
-                yield count, frame
-                k += 1
-            if k >= n:
-                return
-        if k < n:
-            raise VideoReadError(
-                f"{self.path!r}: the stream ended after {count + 1} frames, before frame {wanted[k]}. "
-                f"The file looks truncated. {ACCEPTED}"
-            )
-
     def close(self) -> None:
         self._container.close()
+
