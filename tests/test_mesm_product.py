@@ -19,7 +19,7 @@ from PIL import Image
 import univtg_core
 from univtg_core import CheckpointError, Grounder, load_model
 from univtg_core.media import make_colour_video
-from univtg_core.models import get_architecture, list_models
+from univtg_core.models import FeatureSet, FeatureSource, get_architecture, list_models
 from univtg_core.models.mesm import MESM
 from univtg_core.spans import temporal_iou
 
@@ -67,32 +67,107 @@ def test_recognised_by_its_keys_and_by_its_option(tmp_path):
     assert isinstance(load_model(tmp_path / "tower.ckpt", device="cpu"), MESM)
 
 
-@pytest.mark.parametrize("config, needs", [(CLIP_SLOWFAST, "clip (512) + slowfast (2304)"),
-                                           (VGG_GLOVE, "vgg (4096)")])
-def test_a_checkpoint_needing_other_features_is_refused_in_one_line(tmp_path, config, needs):
+CLIP_B32 = FeatureSet(video=(FeatureSource("clip", 512),), text=(FeatureSource("clip_tokens", 512),))
+
+
+@pytest.mark.parametrize("config, needs, missing", [
+    (CLIP_SLOWFAST, "video clip (512) + slowfast (2304), text clip_tokens (512)", "slowfast (2304) missing"),
+    (VGG_GLOVE, "video vgg (4096), text glove (300)", "vgg (4096) + glove (300) missing")])
+def test_a_checkpoint_needing_other_features_is_refused_in_one_line(tmp_path, config, needs, missing):
+    """The refusal names what the checkpoint needs, what we compute and what is missing, in one line."""
     path = write_mesm(tmp_path / "other.ckpt", **config)
     with pytest.raises(CheckpointError) as info:
-        load_model(path, device="cpu", video_dim=512, text_dim=512)
+        load_model(path, device="cpu", features=CLIP_B32)
     message = str(info.value)
-    assert needs in message and "512" in message and "\n" not in message
-    if config is VGG_GLOVE:
-        assert "glove (300)" in message
+    assert f"needs {needs}" in message and "we compute video clip (512), text clip_tokens (512)" in message
+    assert missing in message and "\n" not in message
+    # the check is by source, not by width: the same checkpoint runs once its sources are computable
+    wider = FeatureSet(video=(*CLIP_B32.video, FeatureSource("slowfast", 2304), FeatureSource("vgg", 4096)),
+                       text=(*CLIP_B32.text, FeatureSource("glove", 300)))
+    assert isinstance(load_model(path, device="cpu", features=wider), MESM)
 
 
-def test_a_random_clip_only_checkpoint_runs_through_the_python_api(tmp_path):
-    """A random-init MESM of the CLIP-only shape: every part of the result comes out as for UniVTG."""
-    video = make_colour_video(tmp_path / "v.mp4", [(RED, 10), (PURPLE, 10), (CYAN, 10)])
-    grounder = Grounder.from_options(clip_weights="random", resume=write_mesm(tmp_path / "m.ckpt"), device="cpu",
-                                     cache_dir=tmp_path / "cache")
-    assert grounder.mode == "model" and grounder.clip_len == 2.0
-    pred = grounder.query(grounder.index(video), text="a cyan wall", image=Image.new("RGB", (64, 64), CYAN))
-    record = pred.to_dict()
-    assert len(record["pred_saliency_scores"]) == 15 and record["mode"] == "model"
+def test_a_clip_only_checkpoint_needs_what_clip_computes(tmp_path):
+    from univtg_core.pipeline import computable_features
+
+    class Encoder:  # what the front end reads of its CLIP encoder
+        embed_dim, token_dim = 512, 512
+
+    assert computable_features(Encoder()) == CLIP_B32
+    model = load_model(write_mesm(tmp_path / "m.ckpt"), device="cpu", features=CLIP_B32)
+    assert CLIP_B32.missing(model.input_spec) == ()
+    reference = load_model(shared_fixture("mesm_reference") / "model_test_best.ckpt", device="cpu")
+    assert CLIP_B32.missing(reference.input_spec) == (FeatureSource("slowfast", 2304),)
+
+
+@pytest.fixture(scope="module")
+def tiny_grounder(tmp_path_factory):
+    """A random-init MESM shaped for the tiny CLIP (the code paths do not depend on the widths), behind the
+    front ends' Grounder: the checkpoint passes the start-up check against what that CLIP computes."""
+    from tiny_clip import tiny_clip_encoder
+
+    from univtg_core.pipeline import computable_features
+
+    root = tmp_path_factory.mktemp("mesm-tiny")
+    encoder = tiny_clip_encoder()
+    path = write_mesm(root / "m.ckpt", **dict(CLIP_ONLY, v_feat_dim=encoder.embed_dim + 2,
+                                              t_feat_dim=encoder.token_dim,
+                                              video_sources=(("clip", encoder.embed_dim),)))
+    model = load_model(path, device="cpu", features=computable_features(encoder))
+    return Grounder(encoder, model, cache_dir=root / "cache")
+
+
+def _check_result(record: dict, pred, duration: float = 30.0) -> None:
+    """Every part of a model result, as for UniVTG: moments in the video, sorted scores, curve, highlight,
+    summary."""
+    assert len(record["pred_saliency_scores"]) == int(duration / 2) and record["mode"] == "model"
     assert 1 <= len(pred.moments) <= CLIP_ONLY["num_queries"]
-    assert all(0 <= m.start < m.end <= 30.0 + 1e-6 for m in pred.moments)
+    assert all(0 <= m.start < m.end <= duration + 1e-6 for m in pred.moments)
     scores = [m.score for m in pred.moments]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
-    assert 0 <= pred.highlight < 30 and list(pred.summary) == sorted(pred.summary)
+    assert 0 <= pred.highlight < duration and list(pred.summary) == sorted(pred.summary)
+
+
+def test_a_random_clip_only_checkpoint_runs_through_the_python_api(tiny_grounder, tmp_path):
+    video = make_colour_video(tmp_path / "v.mp4", [(RED, 10), (PURPLE, 10), (CYAN, 10)], fps=5, size=(64, 48))
+    assert tiny_grounder.mode == "model" and tiny_grounder.clip_len == 2.0
+    assert tiny_grounder.text_token_limit == CLIP_ONLY["max_words_l"]
+    pred = tiny_grounder.query(tiny_grounder.index(video), text="a cyan wall",
+                               image=Image.new("RGB", (64, 64), CYAN))
+    _check_result(pred.to_dict(), pred)
+
+
+def test_the_app_answers_with_a_mesm_checkpoint(tiny_grounder, tmp_path):
+    """The page's handler (what the UI event and the API call) on a MESM grounder: the table, the curve, the
+    highlight and summary gallery and the downloads come out as for UniVTG, with nothing MESM-specific."""
+    from app.handlers import QueryHandler
+    from app.session import SessionStore
+
+    video = make_colour_video(tmp_path / "v.mp4", [(RED, 10), (PURPLE, 10), (CYAN, 10)], fps=5, size=(64, 48))
+    handler = QueryHandler(tiny_grounder, SessionStore(tmp_path / "sessions"))
+    result, rows, plot, gallery, summary_video, downloads, status, curve = handler.answer(
+        str(video), "a cyan wall", None, handler.sessions.open("s"), None)
+    assert result["mode"] == "model" and len(result["pred_saliency_scores"]) == 15
+    assert rows and rows[0][4] == f"{result['pred_relevant_windows'][0][2]:.4f}"  # the top moment first
+    assert open(plot, "rb").read(4) == b"\x89PNG" and gallery and "Highlight" in gallery[0][1]
+    assert downloads and len(curve) == 15
+
+
+def test_the_app_refuses_a_slowfast_checkpoint_at_start_up_in_one_line(tmp_path, monkeypatch, capsys):
+    """main_gradio.py's start-up (app.cli) with a checkpoint needing SlowFast: one error line, exit 2, before
+    any server starts (the tiny CLIP stands in for ViT-B-32, whose widths it is given)."""
+    from tiny_clip import tiny_clip_encoder
+
+    import univtg_core.encoders
+    from app import cli
+
+    monkeypatch.setattr(univtg_core.encoders, "load_clip_encoder",
+                        lambda *a, **k: tiny_clip_encoder(embed_dim=512))
+    path = write_mesm(tmp_path / "cs.ckpt", **dict(CLIP_SLOWFAST, t_feat_dim=64))
+    assert cli.main(["--clip-weights", "random", "--resume", str(path), "--port", "0"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("main_gradio.py: error: cs.ckpt (mesm) needs video clip (512)")
+    assert "slowfast (2304) missing" in errors[0]
 
 
 @pytest.fixture(scope="module")
@@ -132,4 +207,5 @@ def test_cli_refuses_a_slowfast_checkpoint_with_one_error_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "clip (512) + slowfast (2304)" in errors[0], proc.stderr
+    assert "slowfast (2304) missing" in errors[0], errors
     assert "Traceback" not in proc.stderr

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .indexing import ProgressCallback, VideoIndex, index_video
 from .inference import ground
+from .models._contract import FeatureSet, FeatureSource
 from .query import Query
 from .results import Prediction
 
@@ -45,8 +46,7 @@ class Grounder:
                                     seed=seed)
         model = None
         if resume:
-            model = load_model(resume, device=encoder.device, video_dim=encoder.embed_dim,
-                               text_dim=encoder.token_dim)
+            model = load_model(resume, device=encoder.device, features=computable_features(encoder))
         return cls(encoder, model, **kwargs)
 
     @property
@@ -80,6 +80,14 @@ class Grounder:
                       stride=stride, coarse_top_k=coarse_top_k, guidance=guidance, fusion=fusion,
                       duration=index.duration, label=asked.text or asked.label, nms_threshold=self.nms_threshold,
                       top_k=self.top_k, summary_budget=self.summary_budget)
+
+
+def computable_features(encoder) -> FeatureSet:
+    """The feature sources this front end computes with `encoder`: CLIP image embeddings per clip and CLIP
+    per-token text rows, at the encoder's widths. A checkpoint needing anything else is refused at start-up
+    (`load_model(features=...)`)."""
+    return FeatureSet(video=(FeatureSource("clip", int(encoder.embed_dim)),),
+                      text=(FeatureSource("clip_tokens", int(encoder.token_dim)),))
 
 
 def results_are_meaningful(grounder: Grounder) -> bool:

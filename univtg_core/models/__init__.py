@@ -10,7 +10,7 @@ dataclass, `config_from_checkpoint`, and `register(Architecture(...))`), then im
 
 # Each architecture module registers itself when imported: add new ones to this line.
 from . import mesm, univtg  # noqa: F401
-from ._contract import FeatureSource, GroundingModel, InputSpec, QueryInput, WindowOutput, video_sources
+from ._contract import FeatureSet, FeatureSource, GroundingModel, InputSpec, QueryInput, WindowOutput, video_sources
 from ._loading import load_model, read_checkpoint
 from ._registry import (
     Architecture,
@@ -26,6 +26,7 @@ from ._registry import (
 __all__ = [
     "Architecture",
     "CheckpointContents",
+    "FeatureSet",
     "FeatureSource",
     "GroundingModel",
     "InputSpec",

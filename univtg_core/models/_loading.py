@@ -20,6 +20,7 @@ import torch
 from ..device import pick_device
 from ..errors import CheckpointError
 from ..weights import read_weights, state_dict_of
+from ._contract import FeatureSet
 from ._registry import Architecture, CheckpointContents, architectures, detect_architecture, get_architecture
 
 logger = logging.getLogger(__name__)
@@ -60,39 +61,49 @@ def read_checkpoint(path: str | Path, safe_globals: tuple[Any, ...] | None = Non
 
 
 def _check_widths(arch: Architecture, config: Any, path: Path, video_dim: int | None, text_dim: int | None) -> None:
-    """One line naming the features the checkpoint needs and the ones the caller's encoder gives."""
     spec = getattr(config, "input_spec", None)
     if spec is None:
         return
-    video_wrong = video_dim is not None and spec.video_dim != video_dim
-    text_wrong = text_dim is not None and spec.text.dim != text_dim
-    if not (video_wrong or text_wrong):
+    if video_dim is not None and spec.video_dim != video_dim:
+        raise CheckpointError(
+            f"{path.name} ({arch.name}) expects video features {spec.describe_video()} = {spec.video_dim} wide, "
+            f"but the encoder gives {video_dim}; use the features (CLIP model) the checkpoint was trained with")
+    if text_dim is not None and spec.text.dim != text_dim:
+        raise CheckpointError(
+            f"{path.name} ({arch.name}) expects query tokens {spec.text.name} of width {spec.text.dim}, but the "
+            f"encoder gives {text_dim}; use the CLIP model the checkpoint was trained with")
+
+
+def _check_sources(arch: Architecture, config: Any, path: Path, features: FeatureSet | None) -> None:
+    """One line naming the features the checkpoint needs, the ones the front end computes and what is
+    missing (SlowFast, VGG, GloVe text, another CLIP's width, ...)."""
+    spec = getattr(config, "input_spec", None)
+    if spec is None or features is None:
         return
-    needs = f"{spec.text.name} ({spec.text.dim}) query tokens"
-    gives = f"{text_dim}-wide query tokens"
-    if video_wrong:
-        needs = f"video features {spec.describe_video()} = {spec.video_dim} wide and {needs}"
-        gives = f"{video_dim}-wide video features and {gives}"
-        raise CheckpointError(f"{path.name} ({arch.name}) expects {needs}, but the encoder gives {gives}; use a "
-                              f"checkpoint trained on the features the encoder computes (CLIP), or the CLIP model "
-                              f"the checkpoint was trained with")
-    raise CheckpointError(f"{path.name} ({arch.name}) expects {needs}, but the encoder gives {gives}; use the CLIP "
-                          f"model (text features) the checkpoint was trained with")
+    missing = features.missing(spec)
+    if missing:
+        absent = " + ".join(f"{s.name} ({s.dim})" for s in missing)
+        raise CheckpointError(f"{path.name} ({arch.name}) needs {spec.describe()}, but we compute "
+                              f"{features.describe()}: {absent} missing; use a checkpoint trained on the features "
+                              f"we compute, or compute the missing ones yourself and pass them to ground()")
 
 
 def load_model(path: str | Path, model: str | None = None, device: str | torch.device | None = None,
-               video_dim: int | None = None, text_dim: int | None = None) -> torch.nn.Module:
+               video_dim: int | None = None, text_dim: int | None = None,
+               features: FeatureSet | None = None) -> torch.nn.Module:
     """Load a checkpoint (plain or DDP-saved) of any registered architecture into an eval-mode model.
 
     model: the architecture's name (see `list_models()`), or None to recognise it from the checkpoint.
-    video_dim / text_dim: the widths the caller's encoders produce; a checkpoint that expects others is
-    refused before anything is built, with a message naming both.
+    features: the feature sources the caller can compute (names and widths); a checkpoint whose
+    `input_spec` needs another is refused before anything is built, in one line naming what it needs, what
+    the caller computes and what is missing. video_dim / text_dim: only the widths (the same check by width).
     """
     path = Path(path)
     arch = get_architecture(model) if model is not None else None
     contents = read_checkpoint(path, arch.safe_globals if arch is not None else None)
     arch = arch or detect_architecture(contents)
     config = arch.config_from_checkpoint(contents)
+    _check_sources(arch, config, path, features)
     _check_widths(arch, config, path, video_dim, text_dim)
     network = arch.build(config)
     state = contents.state_dict if arch.filter_state_dict is None else arch.filter_state_dict(contents.state_dict)
