@@ -18,6 +18,7 @@ import univtg_core
 from univtg_core import CheckpointError, UnknownModelError, load_model
 from univtg_core.models import (
     Architecture,
+    FeatureSet,
     FeatureSource,
     GroundingModel,
     InputSpec,
@@ -86,6 +87,11 @@ def test_a_checkpoint_needing_other_features_is_refused_naming_them(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_model(path, device="cpu", video_dim=512, text_dim=512)
     assert "slowfast (2304) + clip (512)" in str(info.value) and "512" in str(info.value)
+    clip = FeatureSet(video=(FeatureSource("clip", 512),), text=(FeatureSource("clip_tokens", 512),))
+    with pytest.raises(CheckpointError) as info:  # the front ends' check, by source: the same for every model
+        load_model(path, device="cpu", features=clip)
+    assert "(univtg) needs video slowfast (2304) + clip (512)" in str(info.value)
+    assert "slowfast (2304) missing" in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("setting, value, named", [
