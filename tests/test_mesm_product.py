@@ -1,6 +1,6 @@
 """MESM through the product: the registry recognises it, load_model gives the official forward, a checkpoint
-that needs features we cannot compute is refused in one line, and the CLI runs a CLIP-only MESM end to end
-on a generated video (a MESM trained on random-CLIP colours finds the planted colour from an image query)."""
+that needs features we cannot compute is refused in one line (load_model, app start-up, CLI), and the Python
+API, the app's handler and the CLI run a CLIP-only MESM end to end on a generated video."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import shared_fixture
-from mesm_checkpoints import CLIP_ONLY, CLIP_SLOWFAST, PALETTE, VGG_GLOVE, train_colour_mesm, write_mesm
+from mesm_checkpoints import CLIP_ONLY, CLIP_SLOWFAST, VGG_GLOVE, write_mesm
 from PIL import Image
 
 import univtg_core
@@ -21,10 +21,8 @@ from univtg_core import CheckpointError, Grounder, load_model
 from univtg_core.media import make_colour_video
 from univtg_core.models import FeatureSet, FeatureSource, get_architecture, list_models
 from univtg_core.models.mesm import MESM
-from univtg_core.spans import temporal_iou
 
-RED, CYAN, PURPLE = PALETTE[0], PALETTE[1], PALETTE[2]
-PLANTED = (20.0, 30.0)  # the cyan part of the test video
+RED, CYAN, PURPLE = (230, 20, 20), (0, 230, 230), (140, 20, 200)
 
 
 def test_both_architectures_are_listed():
@@ -170,42 +168,47 @@ def test_the_app_refuses_a_slowfast_checkpoint_at_start_up_in_one_line(tmp_path,
     assert "slowfast (2304) missing" in errors[0]
 
 
-@pytest.fixture(scope="module")
-def colour_model(tmp_path_factory):
-    return train_colour_mesm(tmp_path_factory.getbasetemp() / "mesm-colours")
-
-
 @pytest.mark.slow
-def test_cli_runs_a_mesm_checkpoint_and_an_image_query_finds_the_planted_segment(colour_model, tmp_path):
-    video = make_colour_video(tmp_path / "colours.mp4", [(RED, 10), (PURPLE, 10), (CYAN, 10)])
+def test_cli_runs_a_mesm_checkpoint_end_to_end(tmp_path):
+    """`python -m univtg_core predict --resume MESM.ckpt` on a generated video, text + image query (random
+    ViT-B-32 and a random-init CLIP-shaped MESM): one record per query, every part present and possible."""
+    video = make_colour_video(tmp_path / "colours.mp4", [(RED, 10), (PURPLE, 10), (CYAN, 10)], fps=5,
+                              size=(64, 48))
     image = tmp_path / "cyan.png"
     Image.new("RGB", (64, 64), CYAN).save(image)
     out = tmp_path / "preds.jsonl"
     proc = subprocess.run([sys.executable, "-m", "univtg_core", "predict", str(video), "--query", "a cyan wall",
-                           "--query-image", str(image), "--clip-weights", "random", "--resume", str(colour_model),
-                           "--json", str(out), "--cache-dir", str(tmp_path / "cache")],
-                          capture_output=True, text=True, timeout=300)
+                           "--query-image", str(image), "--clip-weights", "random", "--resume",
+                           str(write_mesm(tmp_path / "m.ckpt")), "--json", str(out), "--cache-dir",
+                           str(tmp_path / "cache")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(records) == 2 and all(r["mode"] == "model" for r in records)
-    image_record = records[1]
-    top = image_record["pred_relevant_windows"][0]
-    assert float(temporal_iou([top[:2]], [PLANTED])[0, 0]) >= 0.8, image_record["pred_relevant_windows"][:3]
-    assert len(image_record["pred_saliency_scores"]) == 15 and image_record["clip_len"] == 2.0
-    assert PLANTED[0] <= image_record["pred_highlight"] < PLANTED[1]
-    assert image_record["pred_summary"] == sorted(image_record["pred_summary"])
-    assert "00:20–00:30" in proc.stdout
+    assert len(records) == 2 and all(r["mode"] == "model" and r["clip_len"] == 2.0 for r in records)
+    for record in records:
+        assert len(record["pred_saliency_scores"]) == 15 and 0 <= record["pred_highlight"] < 30
+        windows = record["pred_relevant_windows"]
+        assert 1 <= len(windows) <= CLIP_ONLY["num_queries"]
+        assert all(0 <= a < b <= 30.0 + 1e-6 and 0 <= s <= 1 for a, b, s in windows)
+        assert [w[2] for w in windows] == sorted((w[2] for w in windows), reverse=True)
+        assert record["pred_summary"] == sorted(record["pred_summary"])
 
 
-@pytest.mark.slow
-def test_cli_refuses_a_slowfast_checkpoint_with_one_error_line(tmp_path):
-    video = make_colour_video(tmp_path / "v.mp4", [(RED, 4)])
-    path = write_mesm(tmp_path / "cs.ckpt", **CLIP_SLOWFAST)
-    proc = subprocess.run([sys.executable, "-m", "univtg_core", "predict", str(video), "--query", "x",
-                           "--clip-weights", "random", "--resume", str(path), "--cache-dir", str(tmp_path / "c")],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "clip (512) + slowfast (2304)" in errors[0], proc.stderr
-    assert "slowfast (2304) missing" in errors[0], errors
-    assert "Traceback" not in proc.stderr
+def test_cli_refuses_a_slowfast_checkpoint_with_one_error_line(tmp_path, monkeypatch, capsys):
+    """`python -m univtg_core predict --resume` (its main, in this process; the tiny CLIP given ViT-B-32's
+    video width stands in for it) with a checkpoint needing SlowFast: exit 2, one `error:` line."""
+    from tiny_clip import tiny_clip_encoder
+
+    import univtg_core.encoders
+    from univtg_core import cli
+
+    monkeypatch.setattr(univtg_core.encoders, "load_clip_encoder",
+                        lambda *a, **k: tiny_clip_encoder(embed_dim=512))
+    video = make_colour_video(tmp_path / "v.mp4", [(RED, 4)], fps=5, size=(64, 48))
+    path = write_mesm(tmp_path / "cs.ckpt", **dict(CLIP_SLOWFAST, t_feat_dim=64))
+    code = cli.main(["predict", str(video), "--query", "x", "--clip-weights", "random", "--resume", str(path),
+                     "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1, err
+    assert errors[0].startswith("error: cs.ckpt (mesm) needs video clip (512) + slowfast (2304)"), errors
+    assert "slowfast (2304) missing" in errors[0] and "Traceback" not in err
