@@ -7,6 +7,10 @@ sentence vector (the normalised sum of its words) is mixed into the query's grou
 query to pick the right one. Video and text features share one space (as CLIP's image and text
 embeddings do), which language-free training relies on.
 
+With `clip_like`, each query's rows are framed as CLIP's are: a start row and an end row (the same two
+vectors for every query) around the word rows, and its text names the concept words (one CLIP BPE token
+each), so that rows and CLIP tokens line up (MESM's masked-word labels need that).
+
 Layout: <root>/{train,val}.jsonl (QVHighlights keys), <root>/vid_clip/<vid>.npz (`features`),
 <root>/txt_clip/<qid>.npz (`last_hidden_state` per word token, `pooler_output` the sentence vector).
 """
@@ -18,6 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+# Words that CLIP's BPE keeps whole (one token each): the names of the concepts in `clip_like` queries.
+CONCEPT_WORDS = ("dog", "car", "tree", "ball", "door", "chair", "phone", "book", "cup", "shoe", "bike", "fish",
+                 "hat", "lamp", "box", "bed")
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ def write_planted_dataset(root: str | Path, n_train_videos: int = 280, n_val_vid
                           clip_len: float = 2.0, clip_range: tuple[int, int] = (24, 40),
                           window_range: tuple[int, int] = (3, 10), queries_per_video: int = 1,
                           signal: float = 1.0, noise: float = 1.0, background: float = 0.0,
-                          fresh_queries: bool = False, seed: int = 0) -> SyntheticDataset:
+                          fresh_queries: bool = False, clip_like: bool = False, seed: int = 0) -> SyntheticDataset:
     """Write the dataset; `fresh_queries` makes every query a new random direction (nothing to share)."""
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -62,6 +70,10 @@ def write_planted_dataset(root: str | Path, n_train_videos: int = 280, n_val_vid
     video_dir.mkdir(parents=True, exist_ok=True)
     text_dir.mkdir(parents=True, exist_ok=True)
     concepts = _unit(rng.normal(size=(n_concepts, dim)))
+    if clip_like:
+        frame = _unit(rng.normal(size=(2, dim)))  # the start and end rows
+        if n_concepts > len(CONCEPT_WORDS):
+            raise ValueError(f"clip_like names at most {len(CONCEPT_WORDS)} concepts")
     qid = 0
     splits = {"train": n_train_videos, "val": n_val_videos}
     for split, n_videos in splits.items():
@@ -82,11 +94,15 @@ def write_planted_dataset(root: str | Path, n_train_videos: int = 280, n_val_vid
                     tokens = concepts[choice] + rng.normal(scale=0.05, size=(words_per_query, dim))
                 sentence = _unit(tokens.sum(axis=0))
                 feats[first : last + 1] += signal * sentence
+                text = f"query {qid}"
+                if clip_like and not fresh_queries:
+                    tokens = np.concatenate([frame[:1], tokens, frame[1:]])
+                    text = " ".join(CONCEPT_WORDS[c] for c in choice)
                 np.savez(text_dir / f"{qid}.npz", last_hidden_state=tokens.astype(np.float32),
                          pooler_output=sentence.astype(np.float32))
                 ids = list(range(first, last + 1))
                 lines.append({
-                    "qid": qid, "query": f"query {qid}", "vid": vid, "duration": n_clips * clip_len,
+                    "qid": qid, "query": text, "vid": vid, "duration": n_clips * clip_len,
                     "relevant_windows": [[first * clip_len, (last + 1) * clip_len]],
                     "relevant_clip_ids": ids,
                     "saliency_scores": [[int(x) for x in rng.integers(2, 5, size=3)] for _ in ids],

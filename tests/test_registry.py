@@ -18,6 +18,7 @@ import univtg_core
 from univtg_core import CheckpointError, UnknownModelError, load_model
 from univtg_core.models import (
     Architecture,
+    FeatureSet,
     FeatureSource,
     GroundingModel,
     InputSpec,
@@ -64,8 +65,9 @@ def test_recognised_by_option_then_by_keys_and_by_name(tmp_path):
     for model in (by_option, by_keys, by_name):
         assert isinstance(model, UniVTG) and not model.training and model.config.hidden_dim == 32
     assert by_option.config.nheads == 4
-    with pytest.raises(UnknownModelError, match="known architectures: univtg"):
+    with pytest.raises(UnknownModelError, match="known architectures: ") as info:
         load_model(tmp_path / "b.ckpt", model="mesm-typo", device="cpu")
+    assert all(f"{name} (" in str(info.value) for name in list_models())
 
 
 def test_unknown_checkpoint_is_refused_listing_the_known_architectures(tmp_path):
@@ -93,6 +95,11 @@ def test_a_checkpoint_needing_other_features_is_refused_naming_them(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_model(path, device="cpu", video_dim=512, text_dim=512)
     assert "slowfast (2304) + clip (512)" in str(info.value) and "512" in str(info.value)
+    clip = FeatureSet(video=(FeatureSource("clip", 512),), text=(FeatureSource("clip_tokens", 512),))
+    with pytest.raises(CheckpointError) as info:  # the front ends' check, by source: the same for every model
+        load_model(path, device="cpu", features=clip)
+    assert "(univtg) needs video slowfast (2304) + clip (512)" in str(info.value)
+    assert "slowfast (2304) missing" in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("setting, value, named", [

@@ -202,7 +202,8 @@ def test_a_source_we_cannot_compute_is_refused_in_one_line(setting, tmp_path, ca
                             "random", "--cache-dir", str(tmp_path / "c")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error:")
-    assert "reads video features i3d (1024)" in err[0] and "we compute clip" in err[0] and "slowfast" in err[0]
+    assert "needs video i3d (1024)" in err[0] and "we compute video clip or slowfast" in err[0]
+    assert "i3d (1024) missing" in err[0]
 
 
 def test_missing_slowfast_weights_are_refused_before_the_encoders_load(setting, tmp_path, capsys, monkeypatch,

@@ -17,8 +17,10 @@ REQUIRED = ["--train_path", "t.jsonl", "--v_feat_dirs", "v", "--t_feat_dir", "t"
 
 
 def _options_read_by_the_code() -> set[str]:
-    """`opt.NAME` anywhere in the trainer, the recipes and the models (options reach nothing else)."""
+    """`opt.NAME` anywhere in the trainer, the recipes and the models (options reach nothing else), MESM's
+    modules left out (they read MESM's options, checked below)."""
     sources = [*PACKAGE.glob("training/**/*.py"), *PACKAGE.glob("models/*.py"), PACKAGE / "train.py"]
+    sources = [p for p in sources if not p.name.startswith("mesm")]
     read: set[str] = set()
     for path in sources:
         read |= set(re.findall(r"\bopt\.(\w+)", path.read_text()))
@@ -33,6 +35,26 @@ def test_every_option_is_read_or_listed_as_ignored():
     listed_but_read = sorted(IGNORED_OPTIONS & read)
     assert listed_but_read == [], f"listed as ignored but read by the code: {listed_but_read}"
     assert IGNORED_OPTIONS <= options, sorted(IGNORED_OPTIONS - options)
+
+
+# MESM's options are read by the generic trainer and by MESM's own modules, never by UniVTG's.
+MESM_SOURCES = ["training/loop.py", "training/predict.py", "training/data_setup.py", "training/schedule.py",
+                "training/checkpoints.py", "training/distributed.py", "training/logs.py", "training/mesm_*.py",
+                "training/recipes/mesm.py", "models/mesm*.py", "train.py"]
+
+
+def test_every_mesm_option_is_read_or_listed_as_ignored():
+    from univtg_core.training import mesm_options
+    from univtg_core.training.recipes.mesm import IGNORED_OPTIONS as MESM_IGNORED
+
+    options = {action.dest for action in mesm_options.build_parser()._actions if action.dest != "help"}
+    read: set[str] = set()
+    for pattern in MESM_SOURCES:
+        for path in PACKAGE.glob(pattern):
+            read |= set(re.findall(r"\bopt\.(\w+)", path.read_text()))
+    neither = sorted(options - read - MESM_IGNORED)
+    assert neither == [], f"MESM options neither read nor listed as ignored: {neither}"
+    assert sorted(MESM_IGNORED & read) == [] and MESM_IGNORED <= options
 
 
 def test_an_ignored_option_with_a_non_default_value_warns(caplog):

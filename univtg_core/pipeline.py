@@ -8,6 +8,7 @@ from typing import Any
 
 from .indexing import ProgressCallback, VideoIndex
 from .inference import ground
+from .models._contract import FeatureSet, FeatureSource
 from .query import Query
 from .results import Prediction
 from .sources import (
@@ -72,7 +73,7 @@ class Grounder:
             model = load_model(resume, device=device)
             name = Path(resume).name
             spec = model.input_spec
-            check_computable(spec, name)
+            check_computable(spec, f"{name} ({model.architecture})")
             if needs_slowfast(spec) and not slowfast_weights:
                 raise missing_slowfast_weights(spec, name)
             if needs_slowfast(spec):
@@ -127,6 +128,14 @@ class Grounder:
                       stride=stride, coarse_top_k=coarse_top_k, guidance=guidance, fusion=fusion,
                       duration=index.duration, label=asked.text or asked.label, nms_threshold=self.nms_threshold,
                       top_k=self.top_k, summary_budget=self.summary_budget)
+
+
+def computable_features(encoder) -> FeatureSet:
+    """The feature sources this front end computes with `encoder`: CLIP image embeddings per clip and CLIP
+    per-token text rows, at the encoder's widths. A checkpoint needing anything else is refused at start-up
+    (`load_model(features=...)`)."""
+    return FeatureSet(video=(FeatureSource("clip", int(encoder.embed_dim)),),
+                      text=(FeatureSource("clip_tokens", int(encoder.token_dim)),))
 
 
 def results_are_meaningful(grounder: Grounder) -> bool:

@@ -42,15 +42,24 @@ def source_names(spec: Any) -> tuple[str, ...]:
     return tuple(s.name for s in spec.video)
 
 
+# The query token rows we compute (CLIP's per-token `ln_final` rows, cut as each model's extractor did).
+COMPUTABLE_TEXT: dict[str, str] = {"clip_tokens": "CLIP per-token text rows"}
+
+
 def check_computable(spec: Any, checkpoint: str = "the checkpoint") -> None:
-    """Refuse, in one line, a spec that reads a video source we cannot compute (before anything loads)."""
+    """Refuse, in one line, a spec that reads a video source or query tokens we cannot compute (before any
+    encoder loads): what it needs, what we compute, what is missing. Widths are checked once the encoders
+    are loaded (`check_widths`)."""
     missing = [s for s in spec.video if s.name not in COMPUTABLE_SOURCES]
+    if spec.text.name not in COMPUTABLE_TEXT:
+        missing.append(spec.text)
     if not spec.video or missing:
-        have = ", ".join(f"{name}: {what}" for name, what in COMPUTABLE_SOURCES.items())
+        have = (f"video {' or '.join(COMPUTABLE_SOURCES)} ({'; '.join(COMPUTABLE_SOURCES.values())}), "
+                f"text {' or '.join(COMPUTABLE_TEXT)}")
+        absent = " + ".join(f"{s.name} ({s.dim})" for s in missing) or "video features"
         raise CheckpointError(
-            f"{checkpoint} reads video features {spec.describe_video()}, and "
-            f"{', '.join(s.name for s in missing) or 'none'} cannot be computed here (we compute {have}); use a "
-            f"checkpoint trained on those features, or score precomputed ones with predict-split")
+            f"{checkpoint} needs {spec.describe()}, but we compute {have}: {absent} missing; use a checkpoint "
+            f"trained on the features we compute, or score precomputed ones with predict-split")
 
 
 def needs_slowfast(spec: Any) -> bool:

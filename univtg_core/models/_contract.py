@@ -63,6 +63,32 @@ class InputSpec:
         """e.g. "slowfast (2304) + clip (512)": for messages that say which features a checkpoint needs."""
         return " + ".join(f"{s.name} ({s.dim})" for s in self.video) or "none"
 
+    def describe(self) -> str:
+        """e.g. "video clip (512) + slowfast (2304), text clip_tokens (512)"."""
+        return f"video {self.describe_video()}, text {self.text.name} ({self.text.dim})"
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """The feature sources a front end can compute, each with its width: a checkpoint is run only when its
+    `InputSpec` needs nothing else (`missing`). Front ends build it from their encoders (CLIP gives video
+    `clip` and text `clip_tokens`); adding an encoder adds its source here, and no check changes."""
+
+    video: tuple[FeatureSource, ...]
+    text: tuple[FeatureSource, ...]
+
+    def missing(self, spec: InputSpec) -> tuple[FeatureSource, ...]:
+        """The sources `spec` needs that are not computed here (same name and width), video first."""
+        video = tuple(s for s in spec.video if s not in self.video)
+        return video + (() if spec.text in self.text else (spec.text,))
+
+    def describe(self) -> str:
+        """e.g. "video clip (512), text clip_tokens (512)"."""
+        def names(sources: tuple[FeatureSource, ...]) -> str:
+            return " or ".join(f"{s.name} ({s.dim})" for s in sources) or "none"
+
+        return f"video {names(self.video)}, text {names(self.text)}"
+
 
 @dataclass(frozen=True)
 class QueryInput:

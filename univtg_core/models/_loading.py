@@ -20,6 +20,7 @@ import torch
 from ..device import pick_device
 from ..errors import CheckpointError
 from ..weights import read_weights, state_dict_of
+from ._contract import FeatureSet
 from ._registry import Architecture, CheckpointContents, architectures, detect_architecture, get_architecture
 
 logger = logging.getLogger(__name__)
@@ -73,19 +74,36 @@ def _check_widths(arch: Architecture, config: Any, path: Path, video_dim: int | 
             f"encoder gives {text_dim}; use the CLIP model the checkpoint was trained with")
 
 
+def _check_sources(arch: Architecture, config: Any, path: Path, features: FeatureSet | None) -> None:
+    """One line naming the features the checkpoint needs, the ones the front end computes and what is
+    missing (SlowFast, VGG, GloVe text, another CLIP's width, ...)."""
+    spec = getattr(config, "input_spec", None)
+    if spec is None or features is None:
+        return
+    missing = features.missing(spec)
+    if missing:
+        absent = " + ".join(f"{s.name} ({s.dim})" for s in missing)
+        raise CheckpointError(f"{path.name} ({arch.name}) needs {spec.describe()}, but we compute "
+                              f"{features.describe()}: {absent} missing; use a checkpoint trained on the features "
+                              f"we compute, or compute the missing ones yourself and pass them to ground()")
+
+
 def load_model(path: str | Path, model: str | None = None, device: str | torch.device | None = None,
-               video_dim: int | None = None, text_dim: int | None = None) -> torch.nn.Module:
+               video_dim: int | None = None, text_dim: int | None = None,
+               features: FeatureSet | None = None) -> torch.nn.Module:
     """Load a checkpoint (plain or DDP-saved) of any registered architecture into an eval-mode model.
 
     model: the architecture's name (see `list_models()`), or None to recognise it from the checkpoint.
-    video_dim / text_dim: the widths the caller's encoders produce; a checkpoint that expects others is
-    refused before anything is built, with a message naming both.
+    features: the feature sources the caller can compute (names and widths); a checkpoint whose
+    `input_spec` needs another is refused before anything is built, in one line naming what it needs, what
+    the caller computes and what is missing. video_dim / text_dim: only the widths (the same check by width).
     """
     path = Path(path)
     arch = get_architecture(model) if model is not None else None
     contents = read_checkpoint(path, arch.safe_globals if arch is not None else None)
     arch = arch or detect_architecture(contents)
     config = arch.config_from_checkpoint(contents)
+    _check_sources(arch, config, path, features)
     _check_widths(arch, config, path, video_dim, text_dim)
     network = arch.build(config)
     state = contents.state_dict if arch.filter_state_dict is None else arch.filter_state_dict(contents.state_dict)

@@ -28,6 +28,13 @@ class DistInfo:
         return self.rank == 0
 
 
+def wants_gpu(opt: argparse.Namespace) -> bool:
+    """--device as UniVTG's options give it (an int: -1 is the CPU) or MESM's ("cuda" / "cpu")."""
+    if isinstance(opt.device, str):
+        return opt.device.lower() != "cpu"
+    return opt.device >= 0
+
+
 def init_distributed(opt: argparse.Namespace) -> DistInfo:
     """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on CUDA, Gloo on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -36,7 +43,7 @@ def init_distributed(opt: argparse.Namespace) -> DistInfo:
     import torch.distributed as dist
 
     local_rank = int(os.environ.get("LOCAL_RANK", max(opt.local_rank, 0)))
-    use_cuda = torch.cuda.is_available() and opt.device >= 0
+    use_cuda = torch.cuda.is_available() and wants_gpu(opt)
     if use_cuda:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
@@ -45,10 +52,10 @@ def init_distributed(opt: argparse.Namespace) -> DistInfo:
 
 
 def pick_train_device(opt: argparse.Namespace, dist_info: DistInfo) -> torch.device:
-    """CUDA (this process's GPU under torchrun, else --gpu_id) unless --device -1 or there is none."""
-    if opt.device >= 0 and torch.cuda.is_available():
+    """CUDA (this process's GPU under torchrun, else --gpu_id) unless --device -1 / cpu or there is none."""
+    if wants_gpu(opt) and torch.cuda.is_available():
         return torch.device("cuda", dist_info.local_rank if dist_info.enabled else opt.gpu_id)
-    if opt.device >= 0:
+    if wants_gpu(opt):
         logger.info("CUDA is not available: training on CPU")
     return torch.device("cpu")
 

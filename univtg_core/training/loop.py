@@ -98,7 +98,8 @@ class Trainer:
         self.progress = not opt.no_progress and self.dist.main
         if self.dist.main:
             self.results_dir.mkdir(parents=True, exist_ok=True)
-            warn_unused_options(opt, self.recipe.ignored_options, self.architecture.name)
+            parser = self.recipe.build_parser() if self.recipe.build_parser is not None else None
+            warn_unused_options(opt, self.recipe.ignored_options, self.architecture.name, parser)
         set_seed(opt.seed)
         resume = checkpoints.read_resume(opt.resume, self.architecture) if opt.resume else None
         self.data = setup_data(opt, self.recipe, progress=self.progress)
@@ -228,7 +229,8 @@ class Trainer:
 
     # -- evaluation and checkpoints --------------------------------------------------------------------
     def evaluate(self) -> tuple[list[dict], dict[str, float], dict | None]:
-        """Prediction records on the eval set, eval losses, and the QVHighlights report (None without GT)."""
+        """Prediction records on the eval set, eval losses, and the recipe's report (QVHighlights by default;
+        None without GT)."""
         loader = self._loader(self.eval_dataset, self.opt.eval_bsz, shuffle=False)
         predictions, losses = predict(self.model, loader, self.recipe, DecodeSettings.from_options(self.opt),
                                       self.opt, self.device, self.criterion,
@@ -236,6 +238,8 @@ class Trainer:
         records = [p.to_dict() for p in predictions]
         if not self.data.eval_labelled:
             return records, losses, None
+        if self.recipe.evaluate is not None:
+            return records, losses, self.recipe.evaluate(records, self.data.eval_records, self.opt)
         from ..evaluation import evaluate_qvhighlights
 
         return records, losses, evaluate_qvhighlights(records, self.data.eval_records, match_number=True)
@@ -298,9 +302,9 @@ class Trainer:
         history: list[dict] = []
         eval_history: list[dict] = []
         last_trained: int | None = None
-        logger.info("training %d queries (%d batches of %d per process) for epochs %d..%d on %s",
-                    len(self.train_dataset), len(train_loader), opt.bsz, max(self.start_epoch, 0) + 1,
-                    opt.n_epoch, self.device)
+        logger.info("training %d %s (%d batches of %d per process) for epochs %d..%d on %s",
+                    len(self.train_dataset), getattr(self.train_dataset, "item_name", "queries"), len(train_loader),
+                    opt.bsz, max(self.start_epoch, 0) + 1, opt.n_epoch, self.device)
         for epoch in trange(self.start_epoch, opt.n_epoch, desc="epochs", disable=not self.progress):
             if epoch > -1:
                 if sampler is not None:

@@ -182,8 +182,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _own_parser(argv: Sequence[str] | None):
+    """The `parse_options` of the architecture `--model_id` names, when its recipe brings its own (MESM's
+    options); None for UniVTG's (this module's) options."""
+    import sys
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model_id", type=str, default="univtg")
+    known, _ = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    from ..models import get_architecture, trainable_models
+
+    if known.model_id not in trainable_models():
+        return None  # refused below, with the list of trainable ones
+    return get_architecture(known.model_id).training_recipe().parse_options
+
+
 def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse argv with the official post-processing; errors go through argparse (exit code 2)."""
+    """Parse argv with the official post-processing; errors go through argparse (exit code 2). An
+    architecture whose recipe has its own options (`--model_id mesm`) parses them itself."""
+    own = _own_parser(argv)
+    if own is not None:
+        return own(argv)
     parser = build_parser()
     opt = parser.parse_args(argv)
     if not opt.train_path and opt.resume is None:
@@ -217,9 +236,11 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return opt
 
 
-def warn_unused_options(opt: argparse.Namespace, ignored: frozenset[str], architecture: str) -> list[str]:
-    """One warning line naming the ignored options set to a non-default value; returns their names."""
-    parser = build_parser()
+def warn_unused_options(opt: argparse.Namespace, ignored: frozenset[str], architecture: str,
+                        parser: argparse.ArgumentParser | None = None) -> list[str]:
+    """One warning line naming the ignored options set to a non-default value (defaults: `parser`'s, else
+    UniVTG's); returns their names."""
+    parser = parser or build_parser()
     changed = sorted(name for name in ignored if getattr(opt, name, None) != parser.get_default(name))
     if changed:
         logger.warning("options that the %s trainer does not use were set and change nothing: %s", architecture,

@@ -19,12 +19,18 @@ the trainer looks it up by `--model_id` and never branches on the architecture. 
   options such as UniVTG's `--eval_mode add`).
 - `ignored_options`: options the parser accepts (official names) that this architecture does not use; the
   trainer warns when one is set to a non-default value.
+- `parse_options(argv)`: the architecture's own command line (its official option names and defaults,
+  e.g. MESM's and its JSON configs), returning the options with the names the trainer reads added; None:
+  UniVTG's options (`training.options`). `build_parser()` is that parser (its defaults decide which
+  ignored options were set).
+- `evaluate(records, ground_truth, opt) -> report`: the validation report ({"brief": {metric: value}, ...});
+  None: the QVHighlights report.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,3 +89,6 @@ class TrainingRecipe:
     query_arguments: tuple[str, str] | None = None
     # Whether some parameters get no gradient for these options (DistributedDataParallel must know).
     unused_parameters: Callable[[argparse.Namespace], bool] = lambda _opt: True
+    parse_options: Callable[[Sequence[str] | None], argparse.Namespace] | None = None
+    build_parser: Callable[[], argparse.ArgumentParser] | None = None  # the parser of `parse_options`
+    evaluate: Callable[[list[dict], list[dict], argparse.Namespace], dict] | None = None
