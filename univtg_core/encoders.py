@@ -158,12 +158,10 @@ class ClipEncoder:
         video (``done`` starts at ``start_clip``).
         """
         from .errors import VideoReadError
-        from .video import clip_times, probe_video
-        from .video.prefetch import iter_batches
+        from .video import count_clips, iter_clip_frames, probe_video
 
         info = probe_video(path)
-        seconds = clip_times(info.duration, clip_len)
-        total = len(seconds)
+        total = count_clips(info, clip_len)
         if not 0 <= start_clip <= total:
             raise ValueError(f"start_clip must be within [0, {total}]; got {start_clip}")
         done = start_clip
@@ -172,8 +170,8 @@ class ClipEncoder:
         if start_clip == total:
             return
         logger.info("%s: clips %d..%d of %d (%.2f s each)", Path(path).name, start_clip, total - 1, total, clip_len)
-        for frames in iter_batches(info.path, info.backend, seconds[start_clip:], self.image_size, batch_size,
-                                   max(1, int(prefetch))):
+        for frames in iter_clip_frames(info.path, clip_len, self.image_size, batch_size, info.backend,
+                                       max(1, int(prefetch)), start_clip=start_clip):
             feats = self.encode_frames(frames)
             done += len(feats)
             if progress is not None:

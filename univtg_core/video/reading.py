@@ -54,8 +54,10 @@ def iter_clip_frames(
     batch_size: int = 32,
     backend: str = "auto",
     prefetch: int = 2,
+    *,
+    start_clip: int = 0,
 ) -> Iterator[np.ndarray]:
-    """Yield uint8 RGB batches ``(B, size, size, 3)``: one frame per clip, in clip order.
+    """Yield uint8 RGB batches ``(B, size, size, 3)``: one frame per clip, in clip order, from ``start_clip`` on.
 
     The frames are those of UniVTG's extractor: for clip ``k`` the last frame before ``(k + ½) · clip_len``
     on the file's timeline, turned upright, scaled so that its short side is ``size`` and centre-cropped by
@@ -63,26 +65,32 @@ def iter_clip_frames(
     finished batches ahead of the caller, so it overlaps the caller's encoding and memory stays flat however
     long the video is. The file is checked before this returns (VideoReadError; `VideoTooShortError` for a
     video shorter than one clip); errors met while decoding are raised in the caller's thread. Closing the
-    iterator early (``break``, an exception in the caller, ``.close()``) stops the thread.
+    iterator early (``break``, an exception in the caller, ``.close()``) stops the thread. A resumed index
+    passes ``start_clip``: nothing before that clip's frame is converted.
     """
     if size < 1 or batch_size < 1:
         raise ValueError(f"size and batch_size must be >= 1; got size={size!r}, batch_size={batch_size!r}")
     info = probe_video(path, backend)
     n_clips = count_clips(info, clip_len)
+    if not 0 <= start_clip <= n_clips:
+        raise ValueError(f"start_clip must be within [0, {n_clips}]; got {start_clip}")
     logger.info("%s: %.2f s at %.3f fps -> %d clips of %.2f s", info.path, info.duration, info.fps, n_clips,
                 clip_len)
 
     def batches(stop: threading.Event) -> Iterator[np.ndarray]:
-        yield from _decode_batches(info.path, info.backend, n_clips, clip_len, size, batch_size, stop)
+        yield from _decode_batches(info.path, info.backend, n_clips, clip_len, size, batch_size, stop, start_clip)
 
     return iter_in_thread(batches, depth=max(1, int(prefetch)), name=f"univtg-decode-{Path(info.path).name}")
 
 
 def _decode_batches(path: str, backend: str, n_clips: int, clip_len: float, size: int, batch_size: int,
-                    stop: threading.Event) -> Iterator[np.ndarray]:
-    """The clip frames in batches; stops soon after ``stop`` is set."""
+                    stop: threading.Event, start_clip: int = 0) -> Iterator[np.ndarray]:
+    """The clip frames from ``start_clip`` on, in batches; stops soon after ``stop`` is set."""
     with open_reader(path, backend) as reader:
-        idx = reader.clip_indices(n_clips, clip_len)
+        idx = reader.clip_indices(n_clips, clip_len)[start_clip:]
+        n_clips = len(idx)
+        if n_clips == 0:
+            return
         batch = np.empty((min(batch_size, n_clips), size, size, 3), np.uint8)
         filled = done = 0
         for frame in reader.clip_frames(idx, size, stop.is_set):
