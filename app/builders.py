@@ -488,13 +488,13 @@ def status_line(label: str, kind: str, n_moments: int, n_folded: int, info: dict
             f" · mode: {mode}")
 
 
-def progress_text(done: int, total: int, elapsed: float) -> str:
-    """What the indexing progress bar says: clips done and, once the rate is known, the time left."""
+def progress_text(done: int, total: int, seconds_left: float | None = None) -> str:
+    """What the indexing progress bar says: clips done and, once the rate is known, the time left (from
+    `univtg_core.TimeLeft`: see `app.long_view.IndexProgress`)."""
     text = f"Encoding clips {done}/{total}"
-    if done <= 0 or total <= 0 or elapsed < 1.0:
+    if done <= 0 or total <= 0 or seconds_left is None:
         return text
-    left = elapsed / done * max(total - done, 0)
-    return f"{text} · about {format_length(left)} left"
+    return f"{text} · about {format_length(seconds_left)} left"
 
 
 def slug(text: str | None, fallback: str = "query", max_len: int = 32) -> str:

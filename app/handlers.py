@@ -36,7 +36,7 @@ from univtg_core import (
     write_summary_video,
 )
 
-from . import builders
+from . import builders, long_view
 from .session import Session, SessionStore
 from .storage import DiskBudget
 
@@ -82,14 +82,7 @@ class QueryHandler:
 
     def _ground(self, video: str, text: str, image: str | None, progress: Any = None) -> tuple[dict, Any, float]:
         """Index (or load the cached index) and query: the only work that wants an accelerator."""
-        started_indexing = time.perf_counter()
-
-        def report(done: int, total: int) -> None:
-            if progress is not None and total:
-                elapsed = time.perf_counter() - started_indexing
-                progress((done, total), desc=builders.progress_text(done, total, elapsed), unit="clips")
-
-        index = self.grounder.index(video, progress=report)
+        index = self.grounder.index(video, progress=long_view.IndexProgress(progress))
         started = time.perf_counter()
         prediction = self.grounder.query(index, text=text or None, image=image)
         info = {

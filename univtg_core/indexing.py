@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import VideoReadError, VideoTooLongError
+from .formatting import format_time
 from .hashing import file_sha256
 from .store import FeatureStore, entry_name
 from .video import VideoInfo, probe_video
@@ -120,6 +121,10 @@ def index_video(
         store = open_store(cache_dir)
     if not use_cache:
         store = None
+    info = None
+    if max_duration is not None:  # refuse a too-long file before reading all of it to hash it
+        info = probe_video(path)
+        _check_duration(info, max_duration)
     content_hash = store.content_hash(path) if store is not None else file_sha256(path)
     fingerprint = str(encoder.fingerprint)
     name = index_entry(content_hash, fingerprint, clip_len)
@@ -130,7 +135,8 @@ def index_video(
         if entry is not None:
             return _from_entry(entry, path, content_hash, clip_len, fingerprint, max_duration, progress, started)
 
-    info = probe_video(path)
+    if info is None:
+        info = probe_video(path)
     _check_duration(info, max_duration)
     total = encoder.expected_clips(path, clip_len)
     if store is None:
@@ -182,6 +188,8 @@ def _done(path: Path, content_hash: str, info: VideoInfo, clip_len: float, finge
 
 def _check_duration(info: VideoInfo, max_duration: float | None) -> None:
     if max_duration is not None and info.duration > max_duration:
+        longest = max(info.duration, max_duration)  # both times in one format (h:mm:ss from an hour on)
         raise VideoTooLongError(
-            f"the video is {info.duration:.0f} s long; the limit here is {max_duration:.0f} s "
-            f"(trim it, or raise the limit with --max-duration)")
+            f"the video is {info.duration:.0f} s ({format_time(info.duration, duration=longest)}) long; the limit "
+            f"here is {max_duration:.0f} s ({format_time(max_duration, duration=longest)}) (trim it, or raise "
+            f"the limit with --max-duration)")
