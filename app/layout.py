@@ -115,7 +115,7 @@ def build_demo(
                             x_axis_labels_visible=False, tooltip=["at"], render=False)
         # UI only: the stretch around what plays at one point per clip (app/long_view.py)
         zoom_curve = gr.LinePlot(x="time", y="saliency", x_title="drag a range to play it", y_title="saliency",
-                                 height=220, elem_id="zoom-curve", label="Zoom on what plays",
+                                 height=220, elem_id="zoom-curve", label="Zoom on what plays (one point per clip)",
                                  x_axis_labels_visible=False, tooltip=["at"], render=False)
         gallery = gr.Gallery(label="Highlight and summary points", show_label=False, columns=6, height="auto",
                              object_fit="cover", elem_id="points", allow_preview=False, buttons=[],
@@ -169,7 +169,6 @@ def build_demo(
                         plot.render()
                     with gr.Tab("Interactive curve (drag a range to play it)"):
                         curve.render()
-                    with gr.Tab("Zoom on what plays (one point per clip)"):
                         zoom_curve.render()
                 gr.Markdown("**Highlight and summary points** (choose one to play it)", elem_id="points-title")
                 gallery.render()
