@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from univtg_core import format_time
+from univtg_core import format_time, zoom_range
 
 TABLE_HEADERS = ["#", "Start", "End", "Length", "Score", "Preview"]
 TABLE_DATATYPES = ["number", "str", "str", "str", "str", "markdown"]
@@ -234,13 +234,11 @@ def time_ticks(duration: float, max_ticks: int = 8, start: float = 0.0) -> list[
 
 def zoom_window(segment: tuple[float, float], duration: float, clip_len: float) -> tuple[float, float]:
     """The stretch of video the zoomed panel shows around `segment`: the segment and half its length on each
-    side, at least 15 s or 8 clips wide, moved (not cut) to stay inside the video."""
-    start, end = sorted(float(v) for v in segment)
-    length = max(end - start, 0.0)
-    width = min(max(2 * length, 15.0, 8 * float(clip_len)), float(duration)) if duration > 0 else 1.0
-    middle = (start + end) / 2
-    low = min(max(middle - width / 2, 0.0), max(float(duration) - width, 0.0))
-    return low, low + width
+    side, at least 15 s or 8 clips wide, moved (not cut) to stay inside the video (`univtg_core.zoom_range`)."""
+    start, end = sorted(max(float(v), 0.0) for v in segment)
+    if not duration > 0:
+        return 0.0, 1.0
+    return zoom_range(float(duration), start, end, width=2 * (end - start), min_width=max(15.0, 8 * float(clip_len)))
 
 
 @dataclass(frozen=True)
