@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 # Every kind of number in one place, the CLI's too; the handlers and the layout use them as builders.format_*.
-from univtg_core import format_length, format_score, format_span, format_time  # noqa: F401
+from univtg_core import format_length, format_score, format_span, format_time, zoom_range  # noqa: F401
 
 TABLE_HEADERS = ["#", "Start", "End", "Length", "Score", "Preview"]
 TABLE_DATATYPES = ["number", "str", "str", "str", "str", "markdown"]
@@ -206,13 +206,11 @@ def time_ticks(duration: float, max_ticks: int = 8, start: float = 0.0) -> list[
 
 def zoom_window(segment: tuple[float, float], duration: float, clip_len: float) -> tuple[float, float]:
     """The stretch of video the zoomed panel shows around `segment`: the segment and half its length on each
-    side, at least 15 s or 8 clips wide, moved (not cut) to stay inside the video."""
-    start, end = sorted(float(v) for v in segment)
-    length = max(end - start, 0.0)
-    width = min(max(2 * length, 15.0, 8 * float(clip_len)), float(duration)) if duration > 0 else 1.0
-    middle = (start + end) / 2
-    low = min(max(middle - width / 2, 0.0), max(float(duration) - width, 0.0))
-    return low, low + width
+    side, at least 15 s or 8 clips wide, moved (not cut) to stay inside the video (`univtg_core.zoom_range`)."""
+    start, end = sorted(max(float(v), 0.0) for v in segment)
+    if not duration > 0:
+        return 0.0, 1.0
+    return zoom_range(float(duration), start, end, width=2 * (end - start), min_width=max(15.0, 8 * float(clip_len)))
 
 
 @dataclass(frozen=True)
@@ -465,13 +463,13 @@ def status_line(label: str, kind: str, n_moments: int, n_folded: int, info: dict
     return f"**Query ({kind}):** {label} · {moments} · {timings} · mode: {mode}"
 
 
-def progress_text(done: int, total: int, elapsed: float) -> str:
-    """What the indexing progress bar says: clips done and, once the rate is known, the time left."""
+def progress_text(done: int, total: int, seconds_left: float | None = None) -> str:
+    """What the indexing progress bar says: clips done and, once the rate is known, the time left (from
+    `univtg_core.TimeLeft`: see `app.long_view.IndexProgress`)."""
     text = f"Encoding clips {done}/{total}"
-    if done <= 0 or total <= 0 or elapsed < 1.0:
+    if done <= 0 or total <= 0 or seconds_left is None:
         return text
-    left = elapsed / done * max(total - done, 0)
-    return f"{text} · about {format_length(left)} left"
+    return f"{text} · about {format_length(seconds_left)} left"
 
 
 def slug(text: str | None, fallback: str = "query", max_len: int = 32) -> str:

@@ -36,7 +36,7 @@ from univtg_core import (
     write_summary_video,
 )
 
-from . import builders
+from . import builders, long_view
 from .session import Session, SessionStore
 from .storage import DiskBudget
 
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 300  # the text box's limit; the API enforces the same one
 # How the progress bar names a video source when the model reads several (SlowFast + CLIP checkpoints).
-SOURCE_LABELS = {"clip": "CLIP:", "slowfast": "SlowFast:"}
+SOURCE_LABELS = {"clip": "CLIP", "slowfast": "SlowFast"}  # the bar of each source a model reads
 
 
 @dataclass(frozen=True)
@@ -87,17 +87,10 @@ class QueryHandler:
         sources = tuple(getattr(self.grounder, "sources", ("clip",)))
 
         def report_for(source: str):
-            """Each video source the model reads gets its own bar (named when there are several)."""
-            started_indexing = time.perf_counter()
-            label = f"{SOURCE_LABELS.get(source, source)} " if len(sources) > 1 else ""
-
-            def report(done: int, total: int) -> None:
-                if progress is not None and total:
-                    elapsed = time.perf_counter() - started_indexing
-                    text = builders.progress_text(done, total, elapsed)
-                    progress((done, total), desc=f"{label}{text}" if label else text, unit="clips")
-
-            return report
+            """Each video source the model reads gets its own bar (named when there are several), with the
+            time left from this run's rate and whether it resumed."""
+            label = SOURCE_LABELS.get(source, source) if len(sources) > 1 else ""
+            return long_view.IndexProgress(progress, label=label)
 
         index = self.grounder.index(video, progress_for=report_for)
         started = time.perf_counter()

@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from . import builders, handlers
+from . import builders, handlers, long_view
 from .assets import Assets, load_assets
 from .components import query_image
 from .examples import load_examples
@@ -116,6 +116,10 @@ def build_demo(
         curve = gr.LinePlot(x="time", y="saliency", x_title="drag a range to play it (times: see the curve tab)",
                             y_title="saliency", height=220, elem_id="curve", label="Saliency per clip",
                             x_axis_labels_visible=False, tooltip=["at"], render=False)
+        # UI only: the stretch around what plays at one point per clip (app/long_view.py)
+        zoom_curve = gr.LinePlot(x="time", y="saliency", x_title="drag a range to play it", y_title="saliency",
+                                 height=220, elem_id="zoom-curve", label="Zoom on what plays (one point per clip)",
+                                 x_axis_labels_visible=False, tooltip=["at"], render=False)
         gallery = gr.Gallery(label="Highlight and summary points", show_label=False, columns=6, height="auto",
                              object_fit="cover", elem_id="points", allow_preview=False, buttons=[],
                              render=False)
@@ -169,6 +173,7 @@ def build_demo(
                         plot.render()
                     with gr.Tab("Interactive curve"):  # its axis title says: drag a range to play it
                         curve.render()
+                        zoom_curve.render()
                 gr.Markdown("**Highlight and summary points** (choose one to play it)", elem_id="points-title")
                 gallery.render()
                 summary_note.render()
@@ -191,19 +196,22 @@ def build_demo(
         # there; play a chosen row, gallery point or dragged range and mark it on the curve.
         ui_only = dict(api_visibility="private", concurrency_limit=None)
         player_js = dict(fn=None, inputs=[segment], js=assets.play_segment_js, **ui_only)
+        zoomed = dict(fn=long_view.zoomed_curve, inputs=[result_json, segment], outputs=[zoom_curve],
+                      show_progress="hidden", **ui_only)
         for trigger in (video.upload, video.clear):
             trigger(queries.prepare_player, inputs=[video, session_state],
                     outputs=[player, session_state, *data_outputs, summary_note], show_progress_on=[player],
-                    **ui_only)
+                    **ui_only).then(**zoomed)
         cued = dict(outputs=[player, segment, plot, summary_note], show_progress="hidden", **ui_only)
-        event.success(queries.cue_top, inputs=[result_json, session_state], **cued).then(**player_js)
+        event.success(queries.cue_top, inputs=[result_json, session_state], **cued).then(**player_js).then(**zoomed)
         if example_block is not None and example_block.cache_event is not None:
             example_block.cache_event.then(queries.cue_example,
                                            inputs=[video, text, image, result_json, session_state],
-                                           **{**cued, "outputs": [*cued["outputs"], curve, status]}).then(**player_js)
+                                           **{**cued, "outputs": [*cued["outputs"], curve, status]}).then(
+                                               **player_js).then(**zoomed)
         picked = dict(outputs=[player, segment, plot], show_progress="hidden", **ui_only)
         for source, pick in ((table, queries.pick_row), (gallery, queries.pick_point),
-                             (curve, queries.pick_range)):
-            source.select(pick, inputs=[result_json, session_state], **picked).then(**player_js)
+                             (curve, queries.pick_range), (zoom_curve, queries.pick_range)):
+            source.select(pick, inputs=[result_json, session_state], **picked).then(**player_js).then(**zoomed)
         demo.unload(queries.end_session)
     return demo

@@ -275,9 +275,10 @@ def test_curve_points_of_a_film_are_sized_for_a_screen_and_keep_the_peaks():
 
 
 def test_progress_text_says_how_long_is_left():
-    assert builders.progress_text(0, 3600, 0.0) == "Encoding clips 0/3600"
-    assert builders.progress_text(360, 3600, 60.0) == "Encoding clips 360/3600 · about 9 min 00 s left"
-    assert builders.progress_text(3600, 3600, 600.0) == "Encoding clips 3600/3600 · about 0.0 s left"
+    assert builders.progress_text(0, 3600, None) == "Encoding clips 0/3600"
+    assert builders.progress_text(360, 3600, None) == "Encoding clips 360/3600"  # no rate yet
+    assert builders.progress_text(360, 3600, 540.0) == "Encoding clips 360/3600 · about 9 min 00 s left"
+    assert builders.progress_text(3600, 3600, 0.0) == "Encoding clips 3600/3600 · about 0.0 s left"
 
 
 def test_the_query_that_ran_is_said_in_words():

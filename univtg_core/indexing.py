@@ -123,6 +123,10 @@ def index_video(
         store = open_store(cache_dir)
     if not use_cache:
         store = None
+    info = None
+    if max_duration is not None:  # refuse a too-long file before reading all of it to hash it
+        info = probe_video(path)
+        _check_duration(info, max_duration)
     content_hash = store.content_hash(path) if store is not None else file_sha256(path)
     fingerprint = str(encoder.fingerprint)
     name = index_entry(content_hash, fingerprint, clip_len)
@@ -133,7 +137,8 @@ def index_video(
         if entry is not None:
             return _from_entry(entry, path, content_hash, clip_len, fingerprint, max_duration, progress, started)
 
-    info = probe_video(path)
+    if info is None:
+        info = probe_video(path)
     _check_duration(info, max_duration)
     total = encoder.expected_clips(path, clip_len)
     if store is None:
