@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import shared_fixture
 
-from univtg_core.errors import CheckpointError, QueryError
+from univtg_core.errors import CheckpointError
 from univtg_core.models import QueryInput
 from univtg_core.models.mesm import load_mesm, read_mesm_checkpoint
 from univtg_core.models.mesm_inputs import prepare_video, prepare_windows, query_rows
@@ -245,13 +245,17 @@ def test_long_videos_are_pooled_and_saliency_maps_back(model, cases):
 def test_query_rows_cut_as_the_official_extractor(model):
     config = model.config
     rows = np.arange(40 * 512, dtype=np.float32).reshape(40, 512)
-    cut = query_rows(Query(tokens=rows, text_rows=30), config)
-    assert cut.rows_read == 16 and cut.rows_given == 40
+    cut = query_rows(Query(tokens=rows[:30], text_rows=30), config)
+    assert cut.rows_read == 16 and cut.rows_given == 30
     np.testing.assert_array_equal(cut.tokens[:15], rows[:15])
     np.testing.assert_array_equal(cut.tokens[15], rows[29])  # the end token, not the 15th word
+    # text + image: the image row takes a word's place (the model reads 16 rows), start and end rows kept
+    both = query_rows(Query(tokens=rows[:31], text_rows=30), config)
+    assert both.rows_read == 16 and both.rows_given == 31
+    np.testing.assert_array_equal(both.tokens, rows[[*range(14), 29, 30]])
     short = query_rows(Query(tokens=rows[:10], text_rows=10), config)
     np.testing.assert_array_equal(short.tokens, rows[:10])  # not normalised: the model normalises
-    with pytest.raises(QueryError, match="512-d"):
+    with pytest.raises(CheckpointError, match="512-d"):
         query_rows(Query(tokens=np.ones((5, 300), np.float32)), config)
 
 
@@ -265,7 +269,7 @@ def test_loading_refuses_unsafe_and_mismatched_checkpoints(reference, tmp_path):
             return (open, (str(marker), "w"))
 
     torch.save({"model": ckpt.state_dict, "opt": Payload()}, tmp_path / "unsafe.ckpt")
-    with pytest.raises(CheckpointError, match="pickles io.open"):
+    with pytest.raises(CheckpointError, match="refers to io.open"):
         load_mesm(tmp_path / "unsafe.ckpt", device="cpu")
     assert not marker.exists()
     broken = dict(ckpt.state_dict)

@@ -34,6 +34,18 @@ def sine_position_embedding(mask: torch.Tensor, dim: int, temperature: float = 1
     return torch.stack((angles[:, :, 0::2].sin(), angles[:, :, 1::2].cos()), dim=3).flatten(2)
 
 
+def sine_anchor_embedding(anchors: torch.Tensor, feats_per_coord: int, temperature: float = 10000.0) -> torch.Tensor:
+    """(..., C) anchors in [0, 1] -> (..., C * feats_per_coord): per coordinate, (value * 2pi) / T^(2 floor(j/2)/F)
+    with sine and cosine interleaved, coordinates concatenated (center first): DAB-DETR's anchor embedding."""
+    dim_t = torch.arange(feats_per_coord, dtype=torch.float32, device=anchors.device)
+    dim_t = temperature ** (2 * (dim_t // 2) / feats_per_coord)
+    parts = []
+    for c in range(anchors.shape[-1]):
+        angles = (anchors[..., c] * (2 * math.pi))[..., None] / dim_t
+        parts.append(torch.stack((angles[..., 0::2].sin(), angles[..., 1::2].cos()), dim=-1).flatten(-2))
+    return torch.cat(parts, dim=-1)
+
+
 class TrainablePositionEmbedding(nn.Module):
     """Learned positions added to the tokens, then LayerNorm and dropout (Moment-DETR's text positions).
 

@@ -1,9 +1,9 @@
-"""A DAB-DETR-style anchor decoder for 1-D spans (nn.Modules only), parameter names as in the official code.
+"""The DAB-DETR-style anchor decoder for 1-D spans that MESM and RGNet share (nn.Modules only), parameter
+names as in the official code.
 
 Each query carries a learned anchor (center, width); every layer turns the anchor's sine embedding into the
 query position, attends to the frames with a head-wise concatenated [content | position] query and key, and
-refines the anchor by a per-layer MLP in inverse-sigmoid space. RGNet (`--dabdetr`) and other DETR-style
-grounders use this layout; its arithmetic follows DAB-DETR as RGNet ships it:
+refines the anchor by an MLP in inverse-sigmoid space. Its arithmetic follows DAB-DETR as both ship it:
 
 - the attention modules have no input projections (the layer projects q/k/v itself), so they only hold
   `out_proj`; the cross-attention runs at twice the model width for queries and keys;
@@ -11,50 +11,29 @@ grounders use this layout; its arithmetic follows DAB-DETR as RGNet ships it:
   sigmoid(ref_anchor_head(state)) / anchor width;
 - the normalised state is used only by the heads and the next layer's anchor update reads the un-normalised one.
 
+What differs between the two models is a setting, never a copy of the code:
+
+| setting | MESM | RGNet (`--dabdetr`) |
+|---|---|---|
+| feed-forward `activation` | `prelu` (a learned `activation.weight` per layer) | `relu` |
+| `bbox_embed_diff_each_layer` | False: one `bbox_embed` MLP for every layer | True: `bbox_embed.<layer>` |
+| `keep_query_pos` | False: `ca_qpos_proj` in the first layer only | True: in every layer |
+| `sine_feats` per coordinate | d_model / 2 (the default) | 128 |
+
 Everything is sequence-first, (L, B, d), as in the official code.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._blocks import MLP, inverse_sigmoid, sine_anchor_embedding
 
-class MLP(nn.Module):
-    """Linear layers with ReLU between them (the official `MLP`, parameters under `layers.{i}`)."""
-
-    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int):
-        super().__init__()
-        self.num_layers = num_layers
-        hidden = [hidden_dim] * (num_layers - 1)
-        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in zip([input_dim] + hidden, hidden + [output_dim]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, layer in enumerate(self.layers):
-            x = F.relu(layer(x)) if i < self.num_layers - 1 else layer(x)
-        return x
-
-
-def inverse_sigmoid(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """log(x / (1 - x)) with x clamped to [0, 1] and both terms floored at eps (the official helper)."""
-    x = x.clamp(min=0, max=1)
-    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
-
-
-def sine_anchor_embedding(anchors: torch.Tensor, feats_per_coord: int, temperature: float = 10000.0) -> torch.Tensor:
-    """(..., C) anchors in [0, 1] -> (..., C * feats_per_coord): per coordinate, (value * 2pi) / T^(2 floor(j/2)/F)
-    with sine and cosine interleaved, coordinates concatenated (center first)."""
-    dim_t = torch.arange(feats_per_coord, dtype=torch.float32, device=anchors.device)
-    dim_t = temperature ** (2 * (dim_t // 2) / feats_per_coord)
-    parts = []
-    for c in range(anchors.shape[-1]):
-        angles = (anchors[..., c] * (2 * math.pi))[..., None] / dim_t
-        parts.append(torch.stack((angles[..., 0::2].sin(), angles[..., 1::2].cos()), dim=-1).flatten(-2))
-    return torch.cat(parts, dim=-1)
+ACTIVATIONS = ("relu", "prelu")
 
 
 class AnchorAttention(nn.Module):
@@ -101,8 +80,10 @@ class AnchorDecoderLayer(nn.Module):
     """Self-attention over queries, then cross-attention to the frames with [content | sine] queries/keys."""
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 keep_query_pos: bool = True, rm_self_attn_decoder: bool = False):
+                 keep_query_pos: bool = True, rm_self_attn_decoder: bool = False, activation: str = "relu"):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
         if not rm_self_attn_decoder:
             self.sa_qcontent_proj = nn.Linear(d_model, d_model)
             self.sa_qpos_proj = nn.Linear(d_model, d_model)
@@ -126,9 +107,14 @@ class AnchorDecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(d_model)
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
+        # Registered last, as in the official layer, so the state-dict keys keep the official order.
+        self.activation = nn.PReLU() if activation == "prelu" else None
         self.nhead = nhead
         self.rm_self_attn_decoder = rm_self_attn_decoder
         self.keep_query_pos = keep_query_pos
+
+    def _activate(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x) if self.activation is None else self.activation(x)
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, memory_key_padding_mask: torch.Tensor | None,
                 pos: torch.Tensor, query_pos: torch.Tensor, query_sine_embed: torch.Tensor,
@@ -155,7 +141,7 @@ class AnchorDecoderLayer(nn.Module):
         k = torch.cat([k.view(hw, bs, heads, head_dim), k_pos.view(hw, bs, heads, head_dim)], dim=3)
         tgt2 = self.cross_attn(q, k.view(hw, bs, d * 2), v, key_padding_mask=memory_key_padding_mask)
         tgt = self.norm2(tgt + self.dropout2(tgt2))
-        tgt2 = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
+        tgt2 = self.linear2(self.dropout(self._activate(self.linear1(tgt))))
         return self.norm3(tgt + self.dropout3(tgt2))
 
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
-import math
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -39,7 +37,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError
+from ._blocks import (
+    MLP,
+    LinearLayer,
+    TrainablePositionEmbedding,
+    inverse_sigmoid,
+    projector,
+    sine_position_embedding,
+)
 from ._contract import FeatureSource, GroundingModel, InputSpec, QueryInput, WindowOutput
+from ._registry import Architecture, CheckpointContents, register
+from .dab_decoder import AnchorDecoder, AnchorDecoderLayer
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +161,15 @@ class MESMConfig:
             raise CheckpointError(
                 f"MESM video sources {list(self.video_sources)} do not add up to the checkpoint's video width "
                 f"{self.video_feature_dim} (v_feat_dim {self.v_feat_dim}, tef {'on' if self.use_tef else 'off'})")
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Video sources in the checkpoint's concatenation order (CLIP then SlowFast for the C+SF checkpoints),
+        CLIP per-token rows or GloVe vectors as text. A checkpoint of normalised positions (clip_len -1,
+        TACoS) has no clip length of its own: its spec says 0 and the front end picks one."""
+        text = FeatureSource("clip_tokens" if self.text_path == "clip" else "glove", self.t_feat_dim)
+        return InputSpec(video=tuple(FeatureSource(n, d) for n, d in self.video_sources), text=text,
+                         clip_len=float(self.clip_len) if self.clip_len > 0 else 0.0, window=self.max_video_l)
 
     def _layers_needed(self, name: str) -> bool:
         return self.rec_ss if name == "num_recss_layers" else self.rec_fw
@@ -290,94 +307,6 @@ def _refuse_unsupported(name: str, value: Any) -> None:
 # ------------------------------------------------------------------------------------------------ blocks
 
 
-class LinearLayer(nn.Module):
-    """LayerNorm -> Dropout -> Linear -> optional ReLU (the Linear sits at net.1, as in the official keys)."""
-
-    def __init__(self, in_dim: int, out_dim: int, dropout: float, relu: bool):
-        super().__init__()
-        self.relu = relu
-        self.LayerNorm = nn.LayerNorm(in_dim)
-        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, out_dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.net(self.LayerNorm(x))
-        return F.relu(x) if self.relu else x
-
-
-def input_projection(in_dim: int, hidden_dim: int, depth: int, dropout: float) -> nn.Sequential:
-    """The official projector: `depth` LinearLayers, ReLU after all but the last."""
-    relu = [True, True, True]
-    relu[depth - 1] = False
-    dims = [in_dim, hidden_dim, hidden_dim]
-    return nn.Sequential(*[LinearLayer(dims[i], hidden_dim, dropout, relu[i]) for i in range(depth)])
-
-
-class MLP(nn.Module):
-    """Linear layers with ReLU between them (keys layers.0 ... layers.{n-1})."""
-
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int):
-        super().__init__()
-        dims = [in_dim] + [hidden_dim] * (num_layers - 1)
-        outs = [hidden_dim] * (num_layers - 1) + [out_dim]
-        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims, outs))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = F.relu(x)
-        return x
-
-
-class TextPositionEmbedding(nn.Module):
-    """Learned text positions; the official model uses LayerNorm(tokens + position) as the position term."""
-
-    def __init__(self, max_len: int, hidden_dim: int, dropout: float):
-        super().__init__()
-        self.position_embeddings = nn.Embedding(max_len, hidden_dim)
-        self.LayerNorm = nn.LayerNorm(hidden_dim)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        return self.dropout(self.LayerNorm(tokens + self.position_embeddings(positions)[None]))
-
-
-def sine_position_embedding(mask: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
-    """(N, L) valid mask -> (N, L, dim): sine of the normalised cumulative sum, sin/cos interleaved."""
-    position = mask.cumsum(1, dtype=torch.float32)
-    position = position / (position[:, -1:] + 1e-6) * (2 * math.pi)
-    index = torch.arange(dim, dtype=torch.float32, device=mask.device)
-    freq = temperature ** (2 * torch.div(index, 2, rounding_mode="trunc") / dim)
-    angles = position[:, :, None] / freq
-    return torch.stack((angles[:, :, 0::2].sin(), angles[:, :, 1::2].cos()), dim=3).flatten(2)
-
-
-def anchor_sine_embedding(anchors: torch.Tensor, dim: int) -> torch.Tensor:
-    """(nq, N, 2) (centre, width) anchors -> (nq, N, dim): dim/2 interleaved sin/cos features of each."""
-    half = dim // 2
-    index = torch.arange(half, dtype=torch.float32, device=anchors.device)
-    freq = 10000 ** (2 * torch.div(index, 2, rounding_mode="trunc") / half)
-    parts = []
-    for j in range(2):
-        angles = anchors[:, :, j, None] * (2 * math.pi) / freq
-        parts.append(torch.stack((angles[:, :, 0::2].sin(), angles[:, :, 1::2].cos()), dim=3).flatten(2))
-    return torch.cat(parts, dim=2)
-
-
-def inverse_sigmoid(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    x = x.clamp(min=0, max=1)
-    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
-
-
-def span_cxw_to_xx(spans: torch.Tensor) -> torch.Tensor:
-    return torch.stack([spans[..., 0] - 0.5 * spans[..., 1], spans[..., 0] + 0.5 * spans[..., 1]], dim=-1)
-
-
-def span_xx_to_cxw(spans: torch.Tensor) -> torch.Tensor:
-    return torch.stack([spans.sum(-1) * 0.5, spans[..., 1] - spans[..., 0]], dim=-1)
-
-
 def _pad_rows(chunks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Variable-length (Li, ...) tensors -> zero-padded (n, max Li, ...) and its (n, max Li) valid mask."""
     longest = max(len(c) for c in chunks)
@@ -505,132 +434,6 @@ class EncoderLayer(AttentionLayer):
         return self.norm2(src + self.dropout2(self.feed_forward(src)))
 
 
-class HeadAttention(nn.Module):
-    """Multi-head attention without input projections (DAB-DETR's): q (Lq,N,E), k (Lk,N,E), v (Lk,N,vdim).
-
-    Head width E / nheads for q and k (scale (E/nheads)^-1/2), vdim / nheads for v; out_proj vdim -> vdim.
-    """
-
-    def __init__(self, embed_dim: int, nheads: int, dropout: float, vdim: int):
-        super().__init__()
-        self.embed_dim = embed_dim
-        self.nheads = nheads
-        self.vdim = vdim
-        self.dropout = dropout
-        self.out_proj = nn.Linear(vdim, vdim)
-
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        lq, n, e = q.shape
-        lk = k.shape[0]
-        head = e // self.nheads
-        q = (q * float(head) ** -0.5).contiguous().view(lq, n * self.nheads, head).transpose(0, 1)
-        k = k.contiguous().view(lk, n * self.nheads, head).transpose(0, 1)
-        v = v.contiguous().view(lk, n * self.nheads, self.vdim // self.nheads).transpose(0, 1)
-        weights = torch.bmm(q, k.transpose(1, 2))
-        if key_padding_mask is not None:
-            weights = weights.view(n, self.nheads, lq, lk).masked_fill(
-                key_padding_mask[:, None, None, :], float("-inf")).view(n * self.nheads, lq, lk)
-        weights = torch.softmax(weights - weights.max(dim=-1, keepdim=True)[0], dim=-1)
-        weights = F.dropout(weights, p=self.dropout, training=self.training)
-        out = torch.bmm(weights, v).transpose(0, 1).contiguous().view(lq, n, self.vdim)
-        return self.out_proj(out)
-
-
-class DecoderLayer(nn.Module):
-    """DAB-DETR decoder layer: self-attention over the queries, then cross-attention whose per-head query is
-    [content ; anchor sine] and key [content ; position] (the query position is added in the first layer
-    only), then a PReLU feed-forward block; post-norm throughout."""
-
-    def __init__(self, d: int, nheads: int, dim_ff: int, dropout: float, is_first: bool):
-        super().__init__()
-        self.sa_qcontent_proj = nn.Linear(d, d)
-        self.sa_qpos_proj = nn.Linear(d, d)
-        self.sa_kcontent_proj = nn.Linear(d, d)
-        self.sa_kpos_proj = nn.Linear(d, d)
-        self.sa_v_proj = nn.Linear(d, d)
-        self.self_attn = HeadAttention(d, nheads, dropout, vdim=d)
-        self.norm1 = nn.LayerNorm(d)
-        self.dropout1 = nn.Dropout(dropout)
-        self.ca_qcontent_proj = nn.Linear(d, d)
-        self.ca_qpos_proj = nn.Linear(d, d) if is_first else None
-        self.ca_kcontent_proj = nn.Linear(d, d)
-        self.ca_kpos_proj = nn.Linear(d, d)
-        self.ca_v_proj = nn.Linear(d, d)
-        self.ca_qpos_sine_proj = nn.Linear(d, d)
-        self.cross_attn = HeadAttention(2 * d, nheads, dropout, vdim=d)
-        self.nhead = nheads
-        self.linear1 = nn.Linear(d, dim_ff)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_ff, d)
-        self.norm2 = nn.LayerNorm(d)
-        self.norm3 = nn.LayerNorm(d)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.activation = nn.PReLU()
-
-    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, memory_pad: torch.Tensor, pos: torch.Tensor,
-                query_pos: torch.Tensor, query_sine: torch.Tensor) -> torch.Tensor:
-        q = self.sa_qcontent_proj(tgt) + self.sa_qpos_proj(query_pos)
-        k = self.sa_kcontent_proj(tgt) + self.sa_kpos_proj(query_pos)
-        tgt = self.norm1(tgt + self.dropout1(self.self_attn(q, k, self.sa_v_proj(tgt))))
-
-        nq, n, d = tgt.shape
-        hw = memory.shape[0]
-        q = self.ca_qcontent_proj(tgt)
-        k = self.ca_kcontent_proj(memory)
-        k_pos = self.ca_kpos_proj(pos)
-        if self.ca_qpos_proj is not None:
-            q = q + self.ca_qpos_proj(query_pos)
-            k = k + k_pos
-        h = self.nhead
-        sine = self.ca_qpos_sine_proj(query_sine).view(nq, n, h, d // h)
-        q = torch.cat([q.view(nq, n, h, d // h), sine], dim=3).view(nq, n, 2 * d)
-        k = torch.cat([k.view(hw, n, h, d // h), k_pos.view(hw, n, h, d // h)], dim=3).view(hw, n, 2 * d)
-        attended = self.cross_attn(q, k, self.ca_v_proj(memory), key_padding_mask=memory_pad)
-        tgt = self.norm2(tgt + self.dropout2(attended))
-        return self.norm3(tgt + self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(tgt))))))
-
-
-class Decoder(nn.Module):
-    """Anchor decoder: each layer refines (centre, width) anchors; the sine of the anchor, scaled by
-    query_scale (from the second layer) and by sigmoid(ref_anchor_head)/width, conditions the cross-attention."""
-
-    def __init__(self, d: int, nheads: int, dim_ff: int, dropout: float, num_layers: int):
-        super().__init__()
-        self.layers = nn.ModuleList(DecoderLayer(d, nheads, dim_ff, dropout, is_first=(i == 0))
-                                    for i in range(num_layers))
-        self.norm = nn.LayerNorm(d)
-        self.query_scale = MLP(d, d, d, 2)
-        self.ref_point_head = MLP(d, d, d, 2)
-        self.bbox_embed = MLP(d, d, 2, 3)
-        nn.init.constant_(self.bbox_embed.layers[-1].weight, 0)
-        nn.init.constant_(self.bbox_embed.layers[-1].bias, 0)
-        self.ref_anchor_head = MLP(d, d, 1, 2)
-        self.d_model = d
-
-    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, memory_pad: torch.Tensor, pos: torch.Tensor,
-                anchors_unsigmoid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        output = tgt
-        anchors = anchors_unsigmoid.sigmoid()
-        references = [anchors]
-        hidden = []
-        for i, layer in enumerate(self.layers):
-            sine = anchor_sine_embedding(anchors, self.d_model)
-            query_pos = self.ref_point_head(sine)
-            if i > 0:
-                sine = sine * self.query_scale(output)
-            sine = sine * (self.ref_anchor_head(output).sigmoid()[..., 0] / anchors[..., 1]).unsqueeze(-1)
-            output = layer(output, memory, memory_pad, pos, query_pos, sine)
-            refined = self.bbox_embed(output)
-            refined = (refined[..., :2] + inverse_sigmoid(anchors)).sigmoid()
-            if i != len(self.layers) - 1:
-                references.append(refined)
-            anchors = refined.detach()
-            hidden.append(self.norm(output))
-        return torch.stack(hidden).transpose(1, 2), torch.stack(references).transpose(1, 2)
-
-
 class Transformer(nn.Module):
     """Encoder over [global token; frames] (the global token is masked as a key) and the anchor decoder."""
 
@@ -639,7 +442,12 @@ class Transformer(nn.Module):
         layer = EncoderLayer(d, nheads, dim_ff, dropout)
         self.encoder = nn.Module()
         self.encoder.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(enc_layers))
-        self.decoder = Decoder(d, nheads, dim_ff, dropout, dec_layers)
+        # The shared anchor decoder with MESM's settings: PReLU feed-forward, one bbox_embed for all layers,
+        # the query position projected into the cross-attention of the first layer only.
+        layer = AnchorDecoderLayer(d, nheads, dim_ff, dropout, keep_query_pos=False, activation="prelu")
+        self.decoder = AnchorDecoder(layer, dec_layers, nn.LayerNorm(d), d_model=d, query_dim=2, keep_query_pos=False,
+                                     query_scale_type="cond_elewise", modulate_t_attn=True,
+                                     bbox_embed_diff_each_layer=False)
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
@@ -729,12 +537,12 @@ class MESM(GroundingModel, nn.Module):
                                           separate_mlm_ffn=not c.share_MLP)
         self.t2v_encoder = T2VEncoder(d, c.nheads, c.dim_feedforward, c.dropout, c.t2v_layers)
         self.transformer = Transformer(d, c.nheads, c.dim_feedforward, c.dropout, c.enc_layers, c.dec_layers)
-        self.txt_position_embed = TextPositionEmbedding(c.max_words_l + (1 if c.rec_ss else 0), d, c.input_dropout)
+        self.txt_position_embed = TrainablePositionEmbedding(c.max_words_l + (1 if c.rec_ss else 0), d, c.input_dropout)
         self.span_embed = MLP(d, d, 2, 3)
         self.class_embed = nn.Linear(d, 2)  # class 0: foreground, 1: background
         self.query_embed = nn.Embedding(c.num_queries, 2)
-        self.input_txt_proj = input_projection(c.t_feat_dim, d, c.n_input_proj, c.input_dropout)
-        self.input_vid_proj = input_projection(c.v_feat_dim, d, c.n_input_proj, c.input_dropout)
+        self.input_txt_proj = projector(c.t_feat_dim, d, c.n_input_proj, c.input_dropout)
+        self.input_vid_proj = projector(c.v_feat_dim, d, c.n_input_proj, c.input_dropout)
         self.saliency_proj1 = nn.Linear(d, d)
         self.saliency_proj2 = nn.Linear(d, d)
         if c.rec_fw:
@@ -954,10 +762,7 @@ class MESM(GroundingModel, nn.Module):
     # -- the product's view (the registry contract) -------------------------------------------------------
     @property
     def input_spec(self) -> InputSpec:
-        c = self.config
-        text = FeatureSource("clip_tokens" if c.text_path == "clip" else "glove", c.t_feat_dim)
-        return InputSpec(video=tuple(FeatureSource(n, d) for n, d in c.video_sources), text=text,
-                         clip_len=float(c.clip_len), window=c.max_video_l)
+        return self.config.input_spec
 
     @property
     def text_token_limit(self) -> int:
@@ -1043,44 +848,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _warn_without_options(name: str) -> None:
+    logger.warning("%s has no options (no opt in the file, no opt.json beside it): the number of heads and the "
+                   "preprocessing are MESM's defaults (nheads 8, clip_len 1, CLIP + SlowFast at 2816 wide)", name)
+
+
+def drop_text_encoder(state: Mapping[str, torch.Tensor]) -> OrderedDict:
+    """The official checkpoints omit the frozen text tower; ours never holds one: keys naming it are dropped."""
+    return OrderedDict((k, v) for k, v in state.items() if "text_encoder" not in k)
+
+
 def read_mesm_checkpoint(path: str | Path) -> MESMCheckpoint:
-    """torch.load(weights_only=True) with only argparse.Namespace and torch.device allowed; options from the
-    checkpoint's `opt`, else opt.json beside it; keys containing `text_encoder` and `module.` prefixes dropped."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path} (pass the path of a MESM model_*_best.ckpt)")
-    try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the same user error
-        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if unsafe:
-            raise CheckpointError(
-                f"cannot read checkpoint {path}: it pickles {unsafe.group(1)}, which safe loading refuses (only "
-                f"tensors, argparse.Namespace and torch.device are allowed)") from exc
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: not a PyTorch checkpoint ({type(exc).__name__})") from exc
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} does not hold a checkpoint dictionary (got {type(obj).__name__})")
-    state = obj.get("model", obj)
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    """The checkpoint through the one reader (`models.read_checkpoint`: torch.load(weights_only=True) with only
+    argparse.Namespace and torch.device allowed, `module.` prefixes stripped); options from its `opt`, else
+    opt.json beside it; keys containing `text_encoder` dropped."""
+    from ._loading import read_checkpoint
+
+    contents = read_checkpoint(path, tuple(SAFE_GLOBALS))
+    if not contents.state_dict or not all(isinstance(v, torch.Tensor) for v in contents.state_dict.values()):
         raise CheckpointError(f"{path} has no state dict of tensors under 'model'")
-    state = OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in state.items()
-                        if "text_encoder" not in k)
-    options: dict = {}
-    opt = obj.get("opt")
-    if isinstance(opt, argparse.Namespace):
-        options = {k: _plain(v) for k, v in vars(opt).items()}
-    elif isinstance(opt, Mapping):
-        options = {k: _plain(v) for k, v in opt.items()}
-    else:
-        beside = path.with_name("opt.json")
-        if beside.is_file():
-            try:
-                options = json.loads(beside.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise CheckpointError(f"cannot read {beside}: {exc}") from exc
-    return MESMCheckpoint(state, options, obj.get("epoch"), obj)
+    options = {k: _plain(v) for k, v in contents.options.items()}
+    return MESMCheckpoint(drop_text_encoder(contents.state_dict), options, contents.checkpoint.get("epoch"),
+                          contents.checkpoint)
 
 
 def build_mesm(config: MESMConfig, state_dict: Mapping[str, torch.Tensor] | None = None) -> MESM:
@@ -1110,8 +899,7 @@ def load_mesm(path: str | Path, device: str | torch.device | None = None, **over
 
     ckpt = read_mesm_checkpoint(path)
     if not ckpt.options:
-        logger.warning("%s has no options (no opt in the file, no opt.json beside it): the number of heads and the "
-                       "preprocessing are MESM's defaults (nheads 8, CLIP + SlowFast, clip_len 1)", path)
+        _warn_without_options(Path(path).name)
     config = config_from_checkpoint(ckpt.state_dict, ckpt.options, **overrides)
     model = build_mesm(config, ckpt.state_dict)
     logger.info("loaded MESM from %s (epoch %s): hidden %d, %d queries, text %s, video %s", path, ckpt.epoch,
@@ -1159,6 +947,41 @@ def with_config(model: MESM, **changes: Any) -> MESM:
     return new.to(next(model.parameters()).device).train(model.training)
 
 
-__all__ = ["MESM", "MESMCheckpoint", "MESMConfig", "build_mesm", "config_from_checkpoint", "draw_masked_words",
-           "load_mesm", "official_options", "read_mesm_checkpoint", "sample_negative_queries", "save_mesm_checkpoint",
-           "video_sources_from_options", "with_config"]
+# ------------------------------------------------------------------------------------------------ registry
+
+# Present in every MESM checkpoint (the enhancer is built even with rec_fw off) and in no other architecture's.
+SIGNATURE_KEYS = ("global_rep_token", "global_rep_pos", "enhance_encoder.t2v_encoder.layers.0.linear1.weight",
+                  "t2v_encoder.t2v_encoder.layers.0.linear1.weight", "saliency_proj1.weight", "query_embed.weight")
+
+
+def config_from_contents(contents: CheckpointContents) -> MESMConfig:
+    """The registry's view of `config_from_checkpoint`: a checkpoint read by `models.read_checkpoint`."""
+    options = {k: _plain(v) for k, v in contents.options.items()}
+    if not options:
+        _warn_without_options(contents.path.name)
+    return config_from_checkpoint(drop_text_encoder(contents.state_dict), options)
+
+
+ARCHITECTURE = register(Architecture(
+    name="mesm",
+    summary="MESM (AAAI'24): DETR-style moment retrieval with frame-word and segment-sentence enhancement",
+    module=MESM,
+    config_from_checkpoint=config_from_contents,
+    model_ids=("mesm",),
+    signature_keys=SIGNATURE_KEYS,
+    safe_globals=tuple(SAFE_GLOBALS),
+    filter_state_dict=drop_text_encoder,
+    features="video: one or several sources (CLIP, SlowFast, VGG, C3D, ...) in the checkpoint's order, each "
+             "L2-normalised, tef appended by the model; text: CLIP per-token ln_final rows (start + at most "
+             "max_words_l - 2 tokens + end) or 300-d GloVe vectors",
+    training="univtg_core.training.recipes.mesm:RECIPE",
+    checkpoints="MESM's released checkpoints (Charades-STA C+SF/C and VGG/GloVe, Charades-CG, QVHighlights, TACoS) "
+                "load; all of them need SlowFast, VGG, C3D or GloVe features, so only CLIP-only ones (trained "
+                "here) run on a user's video",
+))
+
+
+__all__ = ["ARCHITECTURE", "MESM", "MESMCheckpoint", "MESMConfig", "build_mesm", "config_from_checkpoint",
+           "config_from_contents", "draw_masked_words", "drop_text_encoder", "load_mesm", "official_options",
+           "read_mesm_checkpoint", "sample_negative_queries", "save_mesm_checkpoint", "video_sources_from_options",
+           "with_config"]

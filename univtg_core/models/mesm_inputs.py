@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import QueryError
+from ..errors import CheckpointError, QueryError
+from ..query import Query
 from ._contract import QueryInput
 
 if TYPE_CHECKING:
@@ -107,24 +108,33 @@ def prepare_windows(video: np.ndarray, config: MESMConfig) -> np.ndarray:
 
 
 def query_rows(query, config: MESMConfig) -> QueryInput:
-    """The rows MESM reads from a `Query`: encoder-made CLIP text rows cut as the official extractor cut them
-    (start + at most max_words_l - 2 BPE tokens + end), dataset tokens as they are (at most max_words_l).
+    """The rows MESM reads from a `Query` (a plain array: dataset tokens): encoder-made CLIP text rows cut as
+    the official extractor cut them (start + at most max_words_l - 2 BPE tokens + end), dataset tokens as they
+    are; the model reads at most max_words_l rows, so rows after the text (an image query's token) take their
+    place from the text's words (the text keeps its start and end rows) rather than being dropped.
 
     Exactness note: the official end row is the end token of the *truncated* sequence. Rows of a longer
     sentence keep the full sentence's end row (its start and word rows are exact, CLIP's attention being
     causal); for an exact end row the encoder must run on the cut ids (`MESM.text_token_limit`).
     """
+    if not isinstance(query, Query):
+        query = Query(np.asarray(query, dtype=np.float32))
     tokens = np.asarray(query.tokens, dtype=np.float32)
     if tokens.ndim != 2 or tokens.shape[1] != config.t_feat_dim:
         kind = "CLIP per-token" if config.text_path == "clip" else "GloVe"
-        raise QueryError(f"this MESM checkpoint reads {config.t_feat_dim}-d {kind} query features, got "
-                         f"{tokens.shape[-1] if tokens.ndim else 0}-d")
+        raise CheckpointError(f"this MESM checkpoint reads {config.t_feat_dim}-d {kind} query features, got "
+                              f"{tokens.shape[-1] if tokens.ndim else 0}-d; encode the query with the model it "
+                              f"was trained with")
     limit = config.max_words_l
     given = len(tokens)
     text_rows = query.text_rows
-    if text_rows is not None and text_rows > limit:
-        text = np.concatenate([tokens[:limit - 1], tokens[text_rows - 1:text_rows]])
-        tokens = np.concatenate([text, tokens[text_rows:]])
+    if text_rows:
+        extra = tokens[text_rows:][:limit - 2]
+        keep = limit - len(extra)
+        text = tokens[:text_rows]
+        if text_rows > keep:
+            text = np.concatenate([text[:keep - 1], text[-1:]])
+        tokens = np.concatenate([text, extra])
     tokens = tokens[:limit]
     if len(tokens) == 0:
         raise QueryError("the query has no token rows")

@@ -34,9 +34,9 @@ from torch import nn
 from ..device import pick_device
 from ..errors import CheckpointError, QueryError
 from ..weights import read_weights, state_dict_of
-from ._blocks import TrainablePositionEmbedding, projector, sine_position_embedding
+from ._blocks import MLP, TrainablePositionEmbedding, inverse_sigmoid, projector, sine_position_embedding
 from ._contract import FeatureSource, GroundingModel, InputSpec, QueryInput, WindowOutput
-from .dab_decoder import MLP, AnchorDecoder, AnchorDecoderLayer, inverse_sigmoid
+from .dab_decoder import AnchorDecoder, AnchorDecoderLayer
 
 logger = logging.getLogger(__name__)
 
@@ -369,7 +369,8 @@ class RGNetTransformer(nn.Module):
         self.encoder = Encoder(layer, c.enc_layers, nn.LayerNorm(d) if c.pre_norm else None)
         decoder_norm = nn.LayerNorm(d)
         if c.dabdetr:
-            dab_layer = AnchorDecoderLayer(d, c.nheads, c.dim_feedforward, c.dropout, keep_query_pos=True)
+            dab_layer = AnchorDecoderLayer(d, c.nheads, c.dim_feedforward, c.dropout, keep_query_pos=True,
+                                           activation="relu")
             self.decoder = AnchorDecoder(dab_layer, c.dec_layers, decoder_norm, d_model=d, query_dim=2,
                                          keep_query_pos=True, query_scale_type="cond_elewise",
                                          modulate_t_attn=True, bbox_embed_diff_each_layer=True, sine_feats=128)

@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from univtg_core.models.mesm import MESMConfig, span_cxw_to_xx, span_xx_to_cxw
+from univtg_core.models._blocks import span_cxw_to_xx, span_xx_to_cxw
+from univtg_core.models.mesm import MESMConfig
 
 
 @dataclass(frozen=True)
