@@ -11,13 +11,13 @@ import argparse
 import copy
 import hashlib
 import json
-from collections import Counter
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from conftest import shared_fixture
+from rgnet_checkpoints import official_checkpoint
 
 from univtg_core.errors import CheckpointError, QueryError
 from univtg_core.models.rgnet import RGNet, RGNetConfig, config_from_checkpoint, load_rgnet
@@ -453,28 +453,6 @@ def test_query_input_cuts_and_normalises(model):
 
 
 # --------------------------------------------------------------------------------- other configurations
-def _official_checkpoint(config: RGNetConfig, seed: int, **opt) -> dict:
-    """A checkpoint as the official train() writes it: {model, optimizer, lr_scheduler, epoch, opt}, with every
-    bias perturbed so that none of them is the untested constant of a fresh init."""
-    torch.manual_seed(seed)
-    model = RGNet(config)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("bias") or p.dim() == 1:
-                p.add_(torch.randn_like(p) * 0.05)
-    options = {f: getattr(config, f) for f in ("t_feat_dim", "v_motion_feat_dim", "v_appear_feat_dim", "hidden_dim",
-                                               "nheads", "enc_layers", "dec_layers", "dim_feedforward", "num_queries",
-                                               "max_q_l", "max_v_l", "pos_temperature", "use_txt_pos", "pre_norm",
-                                               "adapter_module", "qddetr", "dabdetr", "gumbel", "gumbel_2",
-                                               "gumbel_3", "gumbel_single_proj", "gumbel_eps", "decoder_gating",
-                                               "multiscale", "dset_name", "clip_length", "n_input_proj")}
-    options.update(device=torch.device("cuda"), lr_drop=[120], winret=False, topk_window=20, **opt)
-    return {"model": model.state_dict(),
-            "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "params": []}]},
-            "lr_scheduler": {"milestones": Counter({120: 1}), "gamma": 0.1, "last_epoch": 0},
-            "epoch": 9, "opt": argparse.Namespace(**options)}
-
-
 EGO4D_LIKE = RGNetConfig(t_feat_dim=512, v_motion_feat_dim=256, v_appear_feat_dim=256, hidden_dim=256, nheads=4,
                          enc_layers=3, dec_layers=4, dim_feedforward=64, num_queries=7, max_q_l=20, max_v_l=90,
                          adapter_module="linear", qddetr=True, dabdetr=True, gumbel=True, gumbel_2=True,
@@ -499,7 +477,7 @@ OTHER_CONFIGS = {
 @pytest.mark.parametrize("name", list(OTHER_CONFIGS))
 def test_other_configurations_load_strictly_and_run(tmp_path, name):
     config = OTHER_CONFIGS[name]
-    ckpt = _official_checkpoint(config, seed=7)
+    ckpt = official_checkpoint(config, seed=7)
     path = tmp_path / "model_e0009.ckpt"
     torch.save(ckpt, path)
     model = load_rgnet(path, device="cpu")
@@ -530,7 +508,7 @@ def test_other_configurations_load_strictly_and_run(tmp_path, name):
 
 
 def test_ego4d_like_checkpoint_from_opt_json_and_ddp(tmp_path):
-    ckpt = _official_checkpoint(replace(EGO4D_LIKE, enc_layers=1, dec_layers=2), seed=3)
+    ckpt = official_checkpoint(replace(EGO4D_LIKE, enc_layers=1, dec_layers=2), seed=3)
     opt = {k: (0 if k == "device" else v) for k, v in vars(ckpt.pop("opt")).items()}
     ckpt["model"] = {f"module.{k}": v for k, v in ckpt["model"].items()}
     path = tmp_path / "model_best.ckpt"
@@ -565,7 +543,7 @@ def test_ego4d_like_checkpoint_from_opt_json_and_ddp(tmp_path):
 
 
 def test_strict_loading_refuses_mismatched_checkpoints(tmp_path, ref):
-    ckpt = _official_checkpoint(OTHER_CONFIGS["detr_gate2_txtpos"], seed=5)
+    ckpt = official_checkpoint(OTHER_CONFIGS["detr_gate2_txtpos"], seed=5)
     broken = copy.deepcopy(ckpt)
     del broken["model"]["saliency_proj3.bias"]
     torch.save(broken, tmp_path / "missing.ckpt")

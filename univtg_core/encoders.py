@@ -158,8 +158,7 @@ class ClipEncoder:
         video (``done`` starts at ``start_clip``).
         """
         from .errors import VideoReadError
-        from .video import clip_times, probe_video
-        from .video.prefetch import iter_batches
+        from .video import clip_times, iter_clip_frames, probe_video
 
         info = probe_video(path)
         seconds = clip_times(info.duration, clip_len)
@@ -172,8 +171,8 @@ class ClipEncoder:
         if start_clip == total:
             return
         logger.info("%s: clips %d..%d of %d (%.2f s each)", Path(path).name, start_clip, total - 1, total, clip_len)
-        for frames in iter_batches(info.path, info.backend, seconds[start_clip:], self.image_size, batch_size,
-                                   max(1, int(prefetch))):
+        for frames in iter_clip_frames(info.path, clip_len, self.image_size, batch_size, backend=info.backend,
+                                       prefetch=max(1, int(prefetch)), start_clip=start_clip):
             feats = self.encode_frames(frames)
             done += len(feats)
             if progress is not None:

@@ -54,8 +54,10 @@ def iter_clip_frames(
     batch_size: int = 32,
     backend: str = "auto",
     prefetch: int = 2,
+    start_clip: int = 0,
 ) -> Iterator[np.ndarray]:
-    """Yield uint8 RGB batches ``(B, size, size, 3)``: one frame per clip, in clip order.
+    """Yield uint8 RGB batches ``(B, size, size, 3)``: one frame per clip, in clip order, from ``start_clip`` on
+    (a resumed index decodes nothing before it).
 
     The frames are those of UniVTG's extractor: for clip ``k`` the last frame before ``(k + ½) · clip_len``
     on the file's timeline, turned upright, scaled so that its short side is ``size`` and centre-cropped by
@@ -73,16 +75,17 @@ def iter_clip_frames(
                 clip_len)
 
     def batches(stop: threading.Event) -> Iterator[np.ndarray]:
-        yield from _decode_batches(info.path, info.backend, n_clips, clip_len, size, batch_size, stop)
+        yield from _decode_batches(info.path, info.backend, n_clips, clip_len, size, batch_size, stop, start_clip)
 
     return iter_in_thread(batches, depth=max(1, int(prefetch)), name=f"univtg-decode-{Path(info.path).name}")
 
 
 def _decode_batches(path: str, backend: str, n_clips: int, clip_len: float, size: int, batch_size: int,
-                    stop: threading.Event) -> Iterator[np.ndarray]:
+                    stop: threading.Event, start_clip: int = 0) -> Iterator[np.ndarray]:
     """The clip frames in batches; stops soon after ``stop`` is set."""
     with open_reader(path, backend) as reader:
-        idx = reader.clip_indices(n_clips, clip_len)
+        idx = reader.clip_indices(n_clips, clip_len)[start_clip:]
+        n_clips = len(idx)
         batch = np.empty((min(batch_size, n_clips), size, size, 3), np.uint8)
         filled = done = 0
         for frame in reader.clip_frames(idx, size, stop.is_set):
