@@ -41,7 +41,7 @@ def _saved(tmp_path, config: RGNetConfig, name: str = "model_best.ckpt", seed: i
 
 
 def test_load_model_recognises_rgnet_and_reads_its_input_spec(tmp_path):
-    assert "rgnet" in list_models() and get_architecture("RGNet").training is not None
+    assert "rgnet" in list_models() and get_architecture("RGNet").name == "rgnet"
     model = load_model(_saved(tmp_path, EGO4D_SMALL), device="cpu")
     assert isinstance(model, RGNet) and not model.training
     spec = model.input_spec
@@ -149,3 +149,64 @@ def test_cli_predict_with_an_rgnet_checkpoint(tmp_path):
     assert record["clip_len"] == pytest.approx(0.2) and len(record["pred_saliency_scores"]) == 30
     assert record["pred_relevant_windows"] and all(0 <= s < e <= 6.0 + 1e-6 for s, e, _ in
                                                    record["pred_relevant_windows"])
+
+
+def _h5(path, entries: dict) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        for key, value in entries.items():
+            f.create_dataset(key, data=value)
+
+
+@pytest.mark.parametrize("dataset", ["mad", "ego4d"])
+def test_split_evaluation_with_an_rgnet_checkpoint(tmp_path, dataset, capsys):
+    """predict-split --resume rgnet.ckpt on official-layout features (video h5 keyed by movie / clip, query
+    tokens and sentence features h5 keyed by qid), then eval --metrics mad (R@{1,5,10,50,100} at IoU
+    {0.1,0.3,0.5}) or ego4d (R@{1,5} at {0.3,0.5} and the challenge JSON). Each query's file rows are the
+    official inference's moments."""
+    from univtg_core.cli import main as cli_main
+    from univtg_core.eval import main as eval_main
+
+    config = EGO4D_SMALL if dataset == "ego4d" else SMALL
+    ckpt = _saved(tmp_path, config, seed=4)
+    rng = np.random.default_rng(9)
+    clip, dim = config.clip_length, config.v_motion_feat_dim
+    videos = {"movie_a": rng.normal(size=(260, dim)).astype(np.float32),
+              "movie_b": rng.normal(size=(140, dim)).astype(np.float32)}
+    tokens, sentences, records = {}, {}, []
+    for i, (vid, a, b) in enumerate([("movie_a", 40, 52), ("movie_a", 200, 230), ("movie_b", 10, 30)]):
+        qid = f"{'ann' if dataset == 'ego4d' else 'q'}{i}_{i}"
+        tokens[qid] = rng.normal(size=(5, config.t_feat_dim)).astype(np.float32)
+        sentences[qid] = rng.normal(size=config.v_appear_feat_dim).astype(np.float32)
+        records.append({"qid": qid, "query": f"query {i}", "vid": vid, "duration": len(videos[vid]) * clip,
+                        "relevant_windows": [[a * clip, b * clip]]})
+    _h5(tmp_path / "video.h5", videos)
+    _h5(tmp_path / "tokens.h5", tokens)
+    _h5(tmp_path / "sentences.h5", sentences)
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    preds = tmp_path / "preds.jsonl"
+    assert cli_main(["predict-split", "--jsonl", str(tmp_path / "test.jsonl"), "--features", str(tmp_path / "video.h5"),
+                     "--text-features", str(tmp_path / "tokens.h5"), "--sentence-features",
+                     str(tmp_path / "sentences.h5"), "--out", str(preds), "--resume", str(ckpt), "--coarse-top-k",
+                     str(config.topk_window), "--top-k", "100", "--no-saliency", "--device", "cpu"]) == 0
+    lines = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert [r["qid"] for r in lines] == [r["qid"] for r in records] and lines[0]["clip_len"] == pytest.approx(clip)
+    model = load_model(ckpt, device="cpu")
+    spans, scores, _ = _official_rows(model, videos["movie_a"], tokens[records[0]["qid"]],
+                                      sentences[records[0]["qid"]], config.topk_window)
+    got = np.asarray(lines[0]["pred_relevant_windows"], dtype=np.float64)
+    np.testing.assert_allclose(got[:10], np.concatenate([spans, scores[:, None]], axis=1)[:10], atol=2e-4)
+
+    metrics = tmp_path / "metrics.json"
+    extra = ["--ego4d_submission", str(tmp_path / "challenge.json")] if dataset == "ego4d" else []
+    assert eval_main(["--submission", str(preds), "--gt", str(tmp_path / "test.jsonl"), "--metrics", dataset,
+                      "--out", str(metrics), *extra]) == 0
+    report = json.loads(metrics.read_text())
+    if dataset == "mad":
+        expected = {f"R{k}@{iou}" for k in (1, 5, 10, 50, 100) for iou in (0.1, 0.3, 0.5)}
+    else:
+        expected = {f"R{k}@{iou}" for k in (1, 5) for iou in (0.3, 0.5)}
+        challenge = json.loads((tmp_path / "challenge.json").read_text())
+        assert len(challenge["results"]) == 3 and challenge["results"][0]["clip_uid"] == "movie_a"
+    assert expected <= set(report) and all(0.0 <= report[k] <= 100.0 for k in expected), report

@@ -888,7 +888,6 @@ ARCHITECTURE = register(Architecture(
     features="video: CLIP ViT-B/32 image embeddings per frame at 5 fps, raw (MAD), or EgoVLP 256-d features "
              "(Ego4D-NLQ; precomputed only); text: CLIP per-token ln_final rows without the start and end "
              "tokens (MAD) or EgoVLP's; the sentence feature re-scores spans (CLIP matching)",
-    training="univtg_core.training.recipes.rgnet:RECIPE",
     checkpoints="RGNet's released MAD checkpoint runs on a user's video (CLIP at 5 fps); the Ego4D-NLQ ones need "
                 "EgoVLP features and run from precomputed features in the CLI and evaluation",
 ))
