@@ -210,3 +210,23 @@ def test_split_evaluation_with_an_rgnet_checkpoint(tmp_path, dataset, capsys):
         challenge = json.loads((tmp_path / "challenge.json").read_text())
         assert len(challenge["results"]) == 3 and challenge["results"][0]["clip_uid"] == "movie_a"
     assert expected <= set(report) and all(0.0 <= report[k] <= 100.0 for k in expected), report
+
+
+def test_app_queries_are_encoded_as_the_official_mad_extractor_rewrote_them(tmp_path):
+    """CONE's MAD text extractor (RGNet's features) strips ".", " ", "?" from both ends and appends "."; the
+    Grounder encodes that form for an RGNet MAD checkpoint, keeps the user's words as the label, and leaves
+    Ego4D checkpoints' text alone."""
+    from tiny_clip import tiny_clip_encoder
+
+    from univtg_core import Grounder
+
+    encoder = tiny_clip_encoder(embed_dim=48)
+    mad = RGNet(SMALL).eval()
+    assert mad.query_text("Where is the cat?") == "Where is the cat." and mad.query_text("run") == "run."
+    assert mad.query_text(" Where is the cat?. ") == "Where is the cat?.."  # one strip after the other, as CONE
+    asked = Grounder(encoder, mad).encode_query("Where is the cat?")
+    np.testing.assert_array_equal(asked.tokens, encoder.encode_query("Where is the cat.").tokens)
+    assert asked.text == "Where is the cat?"
+    ego = RGNet(replace(SMALL, dset_name="ego4d")).eval()
+    np.testing.assert_array_equal(Grounder(encoder, ego).encode_query("Where is the cat?").tokens,
+                                  encoder.encode_query("Where is the cat?").tokens)

@@ -605,6 +605,13 @@ class RGNet(nn.Module, GroundingModel):
     def input_spec(self) -> InputSpec:
         return self.config.input_spec
 
+    def query_text(self, text: str) -> str:
+        """MAD's official text extractor (CONE's, whose features RGNet trains on) makes each query canonical:
+        "." then " " then "?" stripped from both ends, in that order, and one "." appended."""
+        if self.config.dset_name == "ego4d":
+            return text
+        return text.strip(".").strip(" ").strip("?") + "."
+
     def query_input(self, query) -> QueryInput:
         """Dataset tokens (query.text_rows None) as they are; encoder-made text without CLIP's start and end rows
         (RGNet's extractors keep rows 1 .. n-2 of the ln_final output); then the first max_q_l rows, each divided
