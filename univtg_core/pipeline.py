@@ -69,7 +69,8 @@ class Grounder:
         """The query as the models read it: text tokens encoded as the model's official extractor cut them
         (`text_token_limit`), then the image's token; the embedding is the mean of the parts' unit
         joint-space embeddings (what zero-shot and the first stage compare the clips with)."""
-        said = self.model.query_text(text) if self.model is not None and text else text
+        rewrite = getattr(self.model, "query_text", None)  # the model's official text form (GroundingModel)
+        said = rewrite(text) if rewrite is not None and text else text
         query = self.encoder.encode_query(said, image, token_limit=self.text_token_limit)
         if said != text and query.text is not None:  # the model's canonical form was encoded; the label stays
             query = replace(query, text=text.strip())
