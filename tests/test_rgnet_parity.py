@@ -11,15 +11,16 @@ import argparse
 import copy
 import hashlib
 import json
-from collections import Counter
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from conftest import shared_fixture
+from rgnet_checkpoints import official_checkpoint
 
 from univtg_core.errors import CheckpointError, QueryError
+from univtg_core.inference import ground
 from univtg_core.models.rgnet import RGNet, RGNetConfig, config_from_checkpoint, load_rgnet
 from univtg_core.models.rgnet_inference import (
     clip_matching_scores,
@@ -341,8 +342,12 @@ def test_product_through_the_contract_equals_official_then_clamped(model, ref, v
     spans = np.clip(official[:, :2], 0, 480.0)
     keep = spans[:, 1] > spans[:, 0]
     assert len(got.windows) == keep.sum() and got.windows.min() >= 0 and got.windows.max() <= 480
-    _assert_rows_match([list(w) + [0, 0, s] for w, s in zip(got.windows, got.scores)],
-                       [list(w) + [0, 0, s] for w, s in zip(spans[keep], official[keep, 4])], run)
+    expected = [list(w) + [0, 0, s] for w, s in zip(spans[keep], official[keep, 4])]
+    _assert_rows_match([list(w) + [0, 0, s] for w, s in zip(got.windows, got.scores)], expected, run)
+    # ground(), the product's one entry point, runs the same batches (the cache answers) and the same moments
+    pred = ground(video, query, clip_len=0.2, model=model, coarse_top_k=k, top_k=100)
+    assert pred.mode == "model" and pred.saliency.shape == (2400,)
+    _assert_rows_match([[m.start, m.end, 0, 0, m.score] for m in pred.moments], expected[:100], run)
 
 
 def test_clip_matching_padding_quirk_and_product_fix(ref, video):
@@ -414,19 +419,24 @@ def _loss_batch(loss, video, case):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["L1", "L2"])
-def test_training_step_losses_match_official(ref, criterion, loss, video, case):
+def test_training_step_losses_match_official(ref, model, criterion, loss, video, case):
     """The B^2 --winret pairs through our model (official mask layout, as the official training batches them):
-    L1 in eval mode, L2 in training mode with dropout 0 and the stored Gumbel draws."""
-    overrides = dict(official_mask_layout=True)
+    L1 in eval mode (the module's model), L2 in training mode with dropout 0 and the stored Gumbel draws."""
     if case == "L2":
-        overrides.update(dropout=0.0, input_dropout=0.0)
-    m = load_rgnet(ref / "model_best.ckpt", device="cpu", **overrides)
-    if case == "L2":
+        m = load_rgnet(ref / "model_best.ckpt", device="cpu", official_mask_layout=True, dropout=0.0,
+                       input_dropout=0.0)
         draws = torch.from_numpy(loss["L2_gumbel_u_0"])
         m.train()
         m.transformer.gumble_gate.sample_uniform = lambda template: draws
-    with torch.set_grad_enabled(case == "L2"):
-        losses, total = training_losses(m, criterion, _loss_batch(loss, video, case), official_attn_selection=True)
+    else:
+        m = model
+        m.official_mask_layout = True
+    try:
+        with torch.set_grad_enabled(case == "L2"):
+            losses, total = training_losses(m, criterion, _loss_batch(loss, video, case),
+                                            official_attn_selection=True)
+    finally:
+        model.official_mask_layout = False
     _assert_loss_dict({k: v.detach() if torch.is_tensor(v) else v for k, v in losses.items()}, loss, case)
     if case == "L2":
         total.backward()
@@ -453,35 +463,13 @@ def test_query_input_cuts_and_normalises(model):
 
 
 # --------------------------------------------------------------------------------- other configurations
-def _official_checkpoint(config: RGNetConfig, seed: int, **opt) -> dict:
-    """A checkpoint as the official train() writes it: {model, optimizer, lr_scheduler, epoch, opt}, with every
-    bias perturbed so that none of them is the untested constant of a fresh init."""
-    torch.manual_seed(seed)
-    model = RGNet(config)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("bias") or p.dim() == 1:
-                p.add_(torch.randn_like(p) * 0.05)
-    options = {f: getattr(config, f) for f in ("t_feat_dim", "v_motion_feat_dim", "v_appear_feat_dim", "hidden_dim",
-                                               "nheads", "enc_layers", "dec_layers", "dim_feedforward", "num_queries",
-                                               "max_q_l", "max_v_l", "pos_temperature", "use_txt_pos", "pre_norm",
-                                               "adapter_module", "qddetr", "dabdetr", "gumbel", "gumbel_2",
-                                               "gumbel_3", "gumbel_single_proj", "gumbel_eps", "decoder_gating",
-                                               "multiscale", "dset_name", "clip_length", "n_input_proj")}
-    options.update(device=torch.device("cuda"), lr_drop=[120], winret=False, topk_window=20, **opt)
-    return {"model": model.state_dict(),
-            "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "params": []}]},
-            "lr_scheduler": {"milestones": Counter({120: 1}), "gamma": 0.1, "last_epoch": 0},
-            "epoch": 9, "opt": argparse.Namespace(**options)}
-
-
 EGO4D_LIKE = RGNetConfig(t_feat_dim=512, v_motion_feat_dim=256, v_appear_feat_dim=256, hidden_dim=256, nheads=4,
                          enc_layers=3, dec_layers=4, dim_feedforward=64, num_queries=7, max_q_l=20, max_v_l=90,
                          adapter_module="linear", qddetr=True, dabdetr=True, gumbel=True, gumbel_2=True,
                          gumbel_3=True, gumbel_single_proj=True, gumbel_eps=0.3, dset_name="ego4d",
                          clip_length=0.535)
 OTHER_CONFIGS = {
-    "ego4d_like": EGO4D_LIKE,
+    "ego4d_like": replace(EGO4D_LIKE, max_v_l=30),  # 30-frame windows: the layers, not the length, are checked
     "detr_gate2_txtpos": RGNetConfig(t_feat_dim=64, v_motion_feat_dim=48, v_appear_feat_dim=48, hidden_dim=32,
                                      nheads=4, enc_layers=1, dec_layers=3, dim_feedforward=16, num_queries=4,
                                      max_q_l=8, max_v_l=20, qddetr=True, gumbel=True, gumbel_3=True, n_input_proj=3,
@@ -499,7 +487,7 @@ OTHER_CONFIGS = {
 @pytest.mark.parametrize("name", list(OTHER_CONFIGS))
 def test_other_configurations_load_strictly_and_run(tmp_path, name):
     config = OTHER_CONFIGS[name]
-    ckpt = _official_checkpoint(config, seed=7)
+    ckpt = official_checkpoint(config, seed=7)
     path = tmp_path / "model_e0009.ckpt"
     torch.save(ckpt, path)
     model = load_rgnet(path, device="cpu")
@@ -530,7 +518,7 @@ def test_other_configurations_load_strictly_and_run(tmp_path, name):
 
 
 def test_ego4d_like_checkpoint_from_opt_json_and_ddp(tmp_path):
-    ckpt = _official_checkpoint(replace(EGO4D_LIKE, enc_layers=1, dec_layers=2), seed=3)
+    ckpt = official_checkpoint(replace(EGO4D_LIKE, enc_layers=1, dec_layers=2), seed=3)
     opt = {k: (0 if k == "device" else v) for k, v in vars(ckpt.pop("opt")).items()}
     ckpt["model"] = {f"module.{k}": v for k, v in ckpt["model"].items()}
     path = tmp_path / "model_best.ckpt"
@@ -565,7 +553,7 @@ def test_ego4d_like_checkpoint_from_opt_json_and_ddp(tmp_path):
 
 
 def test_strict_loading_refuses_mismatched_checkpoints(tmp_path, ref):
-    ckpt = _official_checkpoint(OTHER_CONFIGS["detr_gate2_txtpos"], seed=5)
+    ckpt = official_checkpoint(OTHER_CONFIGS["detr_gate2_txtpos"], seed=5)
     broken = copy.deepcopy(ckpt)
     del broken["model"]["saliency_proj3.bias"]
     torch.save(broken, tmp_path / "missing.ckpt")

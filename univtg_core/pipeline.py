@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,12 @@ class Grounder:
         """The query as the models read it: text tokens encoded as the model's official extractor cut them
         (`text_token_limit`), then the image's token; the embedding is the mean of the parts' unit
         joint-space embeddings (what zero-shot and the first stage compare the clips with)."""
-        return self.encoder.encode_query(text, image, token_limit=self.text_token_limit)
+        rewrite = getattr(self.model, "query_text", None)  # the model's official text form (GroundingModel)
+        said = rewrite(text) if rewrite is not None and text else text
+        query = self.encoder.encode_query(said, image, token_limit=self.text_token_limit)
+        if said != text and query.text is not None:  # the model's canonical form was encoded; the label stays
+            query = replace(query, text=text.strip())
+        return query
 
     def query(self, index: VideoIndex, text: str | None = None, image=None, *, window: int | None = None,
               stride: int | None = None, coarse_top_k: int | None = None, guidance=None,

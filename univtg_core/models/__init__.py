@@ -1,7 +1,7 @@
 """Architectures behind one registry: one module per model, shared building blocks, one contract.
 
     from univtg_core.models import list_models, load_model
-    list_models()                                   # ['mesm', 'univtg']
+    list_models()                                   # ['mesm', 'rgnet', 'univtg']
     model = load_model("model_best.ckpt")           # architecture recognised; eval mode
 
 Adding an architecture: write `models/<name>.py` (its nn.Module implementing `GroundingModel`, its config
@@ -9,7 +9,7 @@ dataclass, `config_from_checkpoint`, and `register(Architecture(...))`), then im
 """
 
 # Each architecture module registers itself when imported: add new ones to this line.
-from . import mesm, univtg  # noqa: F401
+from . import mesm, rgnet, univtg  # noqa: F401
 from ._contract import FeatureSet, FeatureSource, GroundingModel, InputSpec, QueryInput, WindowOutput, video_sources
 from ._loading import load_model, read_checkpoint
 from ._registry import (

@@ -145,6 +145,11 @@ class GroundingModel:
         rows longer than it rather than read inexact rows."""
         return None
 
+    def query_text(self, text: str) -> str:
+        """The text as this architecture's official text extractor fed it to CLIP (front ends encode this; the
+        user's words stay the label). Default: unchanged."""
+        return text
+
     def query_input(self, query: Query | np.ndarray) -> QueryInput:
         """The rows this model reads from a `Query` (a plain array: dataset tokens): encoder-made text cut as
         the official extractor cut it (`query.text_rows` says which rows those are), rows after them (an

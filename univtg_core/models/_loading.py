@@ -26,6 +26,8 @@ from ._registry import Architecture, CheckpointContents, architectures, detect_a
 logger = logging.getLogger(__name__)
 
 OPTIONS_FILE = "opt.json"
+# Video features no encoder here computes (released checkpoints need them precomputed): EgoVLP (Ego4D-NLQ).
+PRECOMPUTED_ONLY = frozenset({"egovlp"})
 
 
 def _options_of(checkpoint: dict[str, Any], path: Path) -> tuple[dict[str, Any], str]:
@@ -65,9 +67,13 @@ def _check_widths(arch: Architecture, config: Any, path: Path, video_dim: int | 
     if spec is None:
         return
     if video_dim is not None and spec.video_dim != video_dim:
+        uncomputable = [s.name for s in spec.video if s.name in PRECOMPUTED_ONLY]
+        advice = (f"{' and '.join(uncomputable)} features cannot be computed from a video here: run the checkpoint "
+                  f"on precomputed features (python -m univtg_core predict-split, or evaluation)") if uncomputable \
+            else "use the features (CLIP model) the checkpoint was trained with"
         raise CheckpointError(
             f"{path.name} ({arch.name}) expects video features {spec.describe_video()} = {spec.video_dim} wide, "
-            f"but the encoder gives {video_dim}; use the features (CLIP model) the checkpoint was trained with")
+            f"but the encoder gives {video_dim}; {advice}")
     if text_dim is not None and spec.text.dim != text_dim:
         raise CheckpointError(
             f"{path.name} ({arch.name}) expects query tokens {spec.text.name} of width {spec.text.dim}, but the "

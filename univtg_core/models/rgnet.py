@@ -36,6 +36,7 @@ from ..errors import CheckpointError, QueryError
 from ..weights import read_weights, state_dict_of
 from ._blocks import MLP, TrainablePositionEmbedding, inverse_sigmoid, projector, sine_position_embedding
 from ._contract import FeatureSource, GroundingModel, InputSpec, QueryInput, WindowOutput
+from ._registry import Architecture, CheckpointContents, register
 from .dab_decoder import AnchorDecoder, AnchorDecoderLayer
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,15 @@ class RGNetConfig:
         if problems:
             raise CheckpointError("unsupported RGNet settings: " + "; ".join(problems))
         return self
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The features this checkpoint reads (load_model refuses other widths before building): CLIP (MAD) or
+        EgoVLP (Ego4D) frames at `clip_length` seconds each, windows of `max_v_l` frames."""
+        video = _VIDEO_SOURCES.get(self.dset_name, "clip" if self.v_motion_feat_dim == 512 else "egovlp")
+        text = _TEXT_SOURCES.get(self.t_feat_dim, f"tokens{self.t_feat_dim}")
+        return InputSpec(video=(FeatureSource(video, self.v_motion_feat_dim),),
+                         text=FeatureSource(text, self.t_feat_dim), clip_len=self.clip_length, window=self.max_v_l)
 
     @property
     def has_retrieval(self) -> bool:
@@ -593,11 +603,14 @@ class RGNet(nn.Module, GroundingModel):
     # -- the contract ----------------------------------------------------------------------------------
     @property
     def input_spec(self) -> InputSpec:
-        c = self.config
-        video = _VIDEO_SOURCES.get(c.dset_name, "clip" if c.v_motion_feat_dim == 512 else "egovlp")
-        text = _TEXT_SOURCES.get(c.t_feat_dim, f"tokens{c.t_feat_dim}")
-        return InputSpec(video=(FeatureSource(video, c.v_motion_feat_dim),), text=FeatureSource(text, c.t_feat_dim),
-                         clip_len=c.clip_length, window=c.max_v_l)
+        return self.config.input_spec
+
+    def query_text(self, text: str) -> str:
+        """MAD's official text extractor (CONE's, whose features RGNet trains on) makes each query canonical:
+        "." then " " then "?" stripped from both ends, in that order, and one "." appended."""
+        if self.config.dset_name == "ego4d":
+            return text
+        return text.strip(".").strip(" ").strip("?") + "."
 
     def query_input(self, query) -> QueryInput:
         """Dataset tokens (query.text_rows None) as they are; encoder-made text without CLIP's start and end rows
@@ -643,11 +656,28 @@ class RGNet(nn.Module, GroundingModel):
     @torch.no_grad()
     def window_scores(self, video: np.ndarray, query: QueryInput, clip_len: float, lengths=None) -> np.ndarray | None:  # noqa: ARG002 - the contract's signature
         """sigmoid(prob_soft) of each window (B,), the score RGNet ranks windows by; `lengths` (B,) valid frames
-        per zero-padded row (None: all L). None without a retrieval token."""
+        per zero-padded row (None: all L). A checkpoint without a retrieval token ranks them as the official
+        evaluation then does, by CONE's pre-filter (the best frame-sentence cosine in the window); with no
+        sentence embedding either, None (ground() then has no first stage of this model)."""
+        batch = self._batch(video, query, lengths)
         if not self.config.qddetr:
-            return None
-        logits = self.retrieval_logits(**self._batch(video, query, lengths))
+            prefilter = self._prefilter(batch, query)
+            return None if prefilter is None else prefilter.cpu().numpy()
+        logits = self.retrieval_logits(**batch)
         return torch.sigmoid(logits[:, 0]).cpu().numpy()
+
+    def _prefilter(self, batch: dict, query: QueryInput) -> torch.Tensor | None:
+        """(B,) CONE's pre-filter score of each row's valid frames, or None without a sentence embedding."""
+        if query.embedding is None:
+            return None
+        from .rgnet_inference import prefilter_window_scores
+
+        frames, mask = batch["src_vid_motion"], batch["src_vid_motion_mask"]
+        adapt = self.adapt_appearance if self.config.adapter_module == "linear" else None
+        sentence = torch.as_tensor(query.embedding, device=frames.device)
+        lengths = mask.sum(-1).long().tolist()
+        return torch.cat([prefilter_window_scores(frames[b], sentence, np.array([[0, n]]), adapt)
+                          for b, n in enumerate(lengths)])
 
     @torch.no_grad()
     def predict_windows(self, video: np.ndarray, query: QueryInput, clip_len: float, lengths=None) -> WindowOutput:
@@ -656,6 +686,10 @@ class RGNet(nn.Module, GroundingModel):
         batch = self._batch(video, query, lengths)
         out = self(**batch)
         decoded = self.decode_outputs(out, batch["src_vid_motion_mask"], clip_len)
+        prefilter = None if self.config.qddetr else self._prefilter(batch, query)
+        if prefilter is not None:  # the official proposal score without a retrieval token
+            decoded.extras["proposal"] = decoded.extras["proposal"] * prefilter.sigmoid().cpu().numpy()[:, None]
+            decoded.extras["window_score"] = prefilter.cpu().numpy()
         if query.embedding is not None:
             text = torch.as_tensor(query.embedding, device=batch["src_vid_motion"].device)[None]
             text = text.expand(len(batch["src_vid_motion"]), -1)
@@ -751,10 +785,19 @@ def config_from_checkpoint(checkpoint: dict, path: str | Path = "", **overrides)
     """Settings from the checkpoint's `opt` (else opt.json beside it); the tensor shapes decide every width,
     count and optional part, with a warning where the options disagree."""
     path = Path(path)
-    state = state_dict_of(checkpoint)
     options, source = _read_options(checkpoint, path)
+    return _config(state_dict_of(checkpoint), options, source, path.name, **overrides)
+
+
+def config_from_contents(contents: CheckpointContents) -> RGNetConfig:
+    """The registry's view of `config_from_checkpoint`: a checkpoint read by `models.read_checkpoint`."""
+    source = "shapes" if contents.options_source == "none" else contents.options_source
+    return _config(contents.state_dict, contents.options, source, contents.path.name)
+
+
+def _config(state: dict, options: dict, source: str, name: str, **overrides) -> RGNetConfig:
     if not is_rgnet_checkpoint(state, options):
-        raise CheckpointError(f"{path.name or 'the checkpoint'} is not an RGNet checkpoint (no "
+        raise CheckpointError(f"{name or 'the checkpoint'} is not an RGNet checkpoint (no "
                               f"transformer.t2v_encoder weights and no RGNet options)")
     values: dict[str, Any] = {}
     for f in fields(RGNetConfig):
@@ -839,3 +882,19 @@ def _describe(c: RGNetConfig) -> str:
                          "decoder_gating", "multiscale", "winret_neg_loss") if getattr(c, n)]
     return (f"hidden {c.hidden_dim}, {c.enc_layers} encoder / {c.dec_layers} decoder layers, {c.num_queries} "
             f"queries, adapter {c.adapter_module}, {' '.join(flags) or 'no flags'}")
+
+
+ARCHITECTURE = register(Architecture(
+    name="rgnet",
+    summary="RGNet (ECCV'24): window retrieval and grounding in one network for hour-long videos",
+    module=RGNet,
+    config_from_checkpoint=config_from_contents,
+    model_ids=("rgnet",),
+    safe_globals=tuple(SAFE_GLOBALS),
+    recognise=lambda contents: is_rgnet_checkpoint(contents.state_dict, contents.options),
+    features="video: CLIP ViT-B/32 image embeddings per frame at 5 fps, raw (MAD), or EgoVLP 256-d features "
+             "(Ego4D-NLQ; precomputed only); text: CLIP per-token ln_final rows without the start and end "
+             "tokens (MAD) or EgoVLP's; the sentence feature re-scores spans (CLIP matching)",
+    checkpoints="RGNet's released MAD checkpoint runs on a user's video (CLIP at 5 fps); the Ego4D-NLQ ones need "
+                "EgoVLP features and run from precomputed features in the CLI and evaluation",
+))

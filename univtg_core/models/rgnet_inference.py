@@ -406,28 +406,17 @@ def long_video_moments(model, video_feats: np.ndarray, query, clip_len: float | 
     video = np.asarray(video_feats, dtype=np.float32)
     query_input = model.query_input(query)
     grid = model.window_grid(len(video))
-    if model.config.qddetr:
-        scores = np.concatenate([model.window_scores(b, query_input, clip_len, lengths=n)
-                                 for b, n in _window_batches(video, grid, chunk)])
-    else:  # no retrieval token: CONE's pre-filter on the sentence embedding, as the official evaluation does
-        if query_input.embedding is None:
-            raise QueryError("this RGNet checkpoint has no learned window score: the query needs its sentence "
-                             "embedding to pre-filter the windows")
-        adapt = model.adapt_appearance if model.config.adapter_module == "linear" else None
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            scores = prefilter_window_scores(torch.from_numpy(video).to(device),
-                                             torch.from_numpy(query_input.embedding).to(device), grid,
-                                             adapt).cpu().numpy()
+    parts = [model.window_scores(b, query_input, clip_len, lengths=n) for b, n in _window_batches(video, grid, chunk)]
+    if any(p is None for p in parts):
+        raise QueryError("this RGNet checkpoint has no learned window score: the query needs its sentence "
+                         "embedding to pre-filter the windows")
+    scores = np.concatenate(parts)
     order = rank_windows(torch.from_numpy(scores))
     kept = order if coarse_top_k is None else order[:coarse_top_k]
     in_time = np.sort(kept)  # batches in temporal order; candidates then put in rank order
     parts = [model.predict_windows(b, query_input, clip_len, lengths=n)
              for b, n in _window_batches(video, grid[in_time], chunk)]
     outputs = _take(_concat_outputs(parts), np.searchsorted(in_time, kept))
-    if not model.config.qddetr:  # the official proposal score: P(foreground) x sigmoid(pre-filter score)
-        window = torch.from_numpy(scores[kept].astype(np.float32))[:, None].sigmoid()
-        outputs.extras["proposal"] = (torch.from_numpy(outputs.extras["proposal"]) * window).numpy()
     windows, fused = model.rank_moments(outputs, grid[kept, 0], clip_len)
     windows, fused = clamp_moments(windows, fused, len(video) * clip_len)
     return LongVideoMoments(windows=windows, scores=fused, window_order=order, window_scores=scores, grid=grid,
