@@ -50,7 +50,8 @@ def test_the_official_checkpoint_is_detected_and_gives_the_official_forward():
 def test_recognised_by_its_keys_and_by_its_option(tmp_path):
     path = write_mesm(tmp_path / "model_best.ckpt")
     by_option = load_model(path, device="cpu")
-    checkpoint = torch.load(path, weights_only=False)
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        checkpoint = torch.load(path, weights_only=True)
     checkpoint["opt"].model_id = "mesm"
     torch.save(checkpoint, tmp_path / "named.ckpt")
     named = load_model(tmp_path / "named.ckpt", device="cpu")

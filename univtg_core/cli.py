@@ -227,7 +227,8 @@ def _index_one(grounder, path: Path, bars: bool):
 
 def _describe_index(index) -> str:
     how = "from cache" if index.from_cache else f"indexed in {format_length(index.seconds)}"
-    width = f", {index.features.shape[1]} values per clip from {len(index.sources)} sources" if index.sources else ""
+    width = f", {index.features.shape[1]} values per clip from {len(index.sources)} sources" \
+        if getattr(index, "sources", ()) else ""
     return (f"{printable(index.path)}: {format_length(index.duration)}, {index.info.fps:.2f} fps, "
             f"{index.n_clips} clips of {index.clip_len:g} s{width} ({how})")
 

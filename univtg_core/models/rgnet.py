@@ -154,7 +154,9 @@ class RGNetConfig:
         """The features this checkpoint reads (load_model refuses other widths before building): CLIP (MAD) or
         EgoVLP (Ego4D) frames at `clip_length` seconds each, windows of `max_v_l` frames."""
         video = _VIDEO_SOURCES.get(self.dset_name, "clip" if self.v_motion_feat_dim == 512 else "egovlp")
-        text = _TEXT_SOURCES.get(self.t_feat_dim, f"tokens{self.t_feat_dim}")
+        # MAD's text is CLIP's per-token rows at whatever width its CLIP has (as its video is CLIP's); other
+        # datasets' text is named by its width (RoBERTa 768, EgoVLP 256, CLIP 512).
+        text = "clip_tokens" if video == "clip" else _TEXT_SOURCES.get(self.t_feat_dim, f"tokens{self.t_feat_dim}")
         return InputSpec(video=(FeatureSource(video, self.v_motion_feat_dim),),
                          text=FeatureSource(text, self.t_feat_dim), clip_len=self.clip_length, window=self.max_v_l)
 
