@@ -81,7 +81,7 @@ def trained(planted, word_counts, tmp_path_factory):
     config = root / "planted.json"
     config.write_text(json.dumps(CONFIG))
     results = root / "planted"
-    cmd = [sys.executable, "-m", "univtg_core.train", "--model_id", "mesm", "--config_file", str(config),
+    cmd = [sys.executable, "-m", "univtg_core.training", "--model_id", "mesm", "--config_file", str(config),
            *_data_args(planted, results, word_counts), *OVERRIDES]
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -230,7 +230,7 @@ def test_word_weights_follow_the_content_words():
 @pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(planted, word_counts, tmp_path):
     results = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "univtg_core.train",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "univtg_core.training",
            "--model_id", "mesm", *_data_args(planted, results, word_counts), "--n_epoch", "1", "--hidden_dim", "32",
            "--nheads", "4", "--dim_feedforward", "32", "--enc_layers", "1", "--dec_layers", "1", "--t2v_layers", "1",
            "--num_recfw_layers", "1", "--rec_fw", "--rec_ss", "--num_recss_layers", "1", "--max_words_l", "8",

@@ -1,7 +1,7 @@
-"""Command-line options of `python -m univtg_core.train --model_id mesm`: MESM's own names and defaults
+"""Command-line options of `python -m univtg_core.training --model_id mesm`: MESM's own names and defaults
 (lntzm/MESM utils/config.py), so its JSON configs port unchanged, plus the trainer options it lacks.
 
-    python -m univtg_core.train --model_id mesm --config_file config/charades/C+SF_C.json \\
+    python -m univtg_core.training --model_id mesm --config_file config/charades/C+SF_C.json \\
         --train_path train.jsonl --eval_path test.jsonl --t_feat_dir text_features [--n_epoch 50 ...]
 
 Where we differ from the official parser, deliberately:
@@ -44,7 +44,7 @@ TOKENIZERS = ("CLIP", "GloVeSimple", "GloVeNLTK")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m univtg_core.train --model_id mesm",
+        prog="python -m univtg_core.training --model_id mesm",
         description="Train MESM with its own option names (a MESM JSON config via --config_file works as is).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
