@@ -160,6 +160,8 @@ def test_rows_and_the_zoomed_curve_seek_into_the_film(browser, film, tmp_path): 
 def drag_on_curve_of(page, selector: str, start: float, end: float, first_time: float, last_time: float) -> None:
     """`drag_on_curve` on another plot than the whole-video curve."""
     line = page.locator(f"{selector} .mark-line path").first
+    page.locator(selector).scroll_into_view_if_needed()  # mouse moves are in the viewport's coordinates
+    page.wait_for_timeout(300)  # let the plot settle where it scrolled to
     box = line.bounding_box()
 
     def x(t: float) -> float:
