@@ -166,7 +166,7 @@ def test_split_evaluation_with_an_rgnet_checkpoint(tmp_path, dataset, capsys):
     {0.1,0.3,0.5}) or ego4d (R@{1,5} at {0.3,0.5} and the challenge JSON). Each query's file rows are the
     official inference's moments."""
     from univtg_core.cli import main as cli_main
-    from univtg_core.eval import main as eval_main
+    from univtg_core.evaluation.cli import main as eval_main
 
     config = EGO4D_SMALL if dataset == "ego4d" else SMALL
     ckpt = _saved(tmp_path, config, seed=4)

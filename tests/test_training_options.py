@@ -19,7 +19,7 @@ REQUIRED = ["--train_path", "t.jsonl", "--v_feat_dirs", "v", "--t_feat_dir", "t"
 def _options_read_by_the_code() -> set[str]:
     """`opt.NAME` anywhere in the trainer, the recipes and the models (options reach nothing else), MESM's
     modules left out (they read MESM's options, checked below)."""
-    sources = [*PACKAGE.glob("training/**/*.py"), *PACKAGE.glob("models/*.py"), PACKAGE / "train.py"]
+    sources = [*PACKAGE.glob("training/**/*.py"), *PACKAGE.glob("models/*.py")]
     sources = [p for p in sources if not p.name.startswith("mesm")]
     read: set[str] = set()
     for path in sources:
@@ -40,7 +40,7 @@ def test_every_option_is_read_or_listed_as_ignored():
 # MESM's options are read by the generic trainer and by MESM's own modules, never by UniVTG's.
 MESM_SOURCES = ["training/loop.py", "training/predict.py", "training/data_setup.py", "training/schedule.py",
                 "training/checkpoints.py", "training/distributed.py", "training/logs.py", "training/mesm_*.py",
-                "training/recipes/mesm.py", "models/mesm*.py", "train.py"]
+                "training/recipes/mesm.py", "models/mesm*.py"]
 
 
 def test_every_mesm_option_is_read_or_listed_as_ignored():
