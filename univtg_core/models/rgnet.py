@@ -892,6 +892,7 @@ ARCHITECTURE = register(Architecture(
     module=RGNet,
     config_from_checkpoint=config_from_contents,
     model_ids=("rgnet",),
+    training="univtg_core.training.recipes.rgnet:RECIPE",
     safe_globals=tuple(SAFE_GLOBALS),
     recognise=lambda contents: is_rgnet_checkpoint(contents.state_dict, contents.options),
     features="video: CLIP ViT-B/32 image embeddings per frame at 5 fps, raw (MAD), or EgoVLP 256-d features "

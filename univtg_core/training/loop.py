@@ -22,6 +22,7 @@ import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -46,6 +47,12 @@ def _scalar(value: torch.Tensor | float) -> float:
     return float(value.detach()) if torch.is_tensor(value) else float(value)
 
 
+def _drops_at(opt: argparse.Namespace, epoch: int) -> bool:
+    """Whether the learning rate drops after `epoch` (--lr_drop: one epoch interval, or a list of epochs)."""
+    drops = opt.lr_drop if isinstance(opt.lr_drop, (list, tuple)) else [opt.lr_drop]
+    return any(d > 0 and (epoch + 1) % d == 0 for d in drops)
+
+
 class _Trainable(nn.Module):
     """The model plus (in language-free mode) the pseudo-query encoder, so one DDP wrapper covers both."""
 
@@ -55,7 +62,10 @@ class _Trainable(nn.Module):
         self.pseudo_query = pseudo_query
         self.query_arguments = query_arguments
 
-    def forward(self, inputs: dict, candidates: torch.Tensor | None = None) -> dict:
+    def forward(self, inputs: dict, candidates: torch.Tensor | None = None, step=None):
+        """The model's outputs; with `step` (a recipe's training step bound to its batch), what it returns."""
+        if step is not None:
+            return step(self.model)
         if candidates is not None:
             tokens, mask = self.query_arguments
             inputs = dict(inputs)
@@ -102,7 +112,7 @@ class Trainer:
             warn_unused_options(opt, self.recipe.ignored_options, self.architecture.name, parser)
         set_seed(opt.seed)
         resume = checkpoints.read_resume(opt.resume, self.architecture) if opt.resume else None
-        self.data = setup_data(opt, self.recipe, progress=self.progress)
+        self.data = (self.recipe.setup_data or setup_data)(opt, self.recipe, progress=self.progress)
         self.train_dataset, self.eval_dataset = self.data.train_dataset, self.data.eval_dataset
         self._build_model(resume)
         main = self.dist.main
@@ -133,9 +143,12 @@ class Trainer:
             from .language_free import PseudoQueryEncoder
 
             self.pseudo_query = PseudoQueryEncoder(opt.t_feat_dim, opt.lf_selector_dim, opt.lf_noise).to(self.device)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW([{"params": params}], lr=opt.lr, weight_decay=opt.wd)
-        self.scheduler = build_scheduler(opt, self.optimizer)
+        if recipe.build_optimizer is not None:
+            self.optimizer, self.scheduler = recipe.build_optimizer(self.model, opt)
+        else:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            self.optimizer = torch.optim.AdamW([{"params": params}], lr=opt.lr, weight_decay=opt.wd)
+            self.scheduler = build_scheduler(opt, self.optimizer)
         self.lf_optimizer = (torch.optim.AdamW(self.pseudo_query.parameters(), lr=opt.lr, weight_decay=opt.wd)
                              if self.pseudo_query is not None else None)
         if opt.start_epoch is not None:
@@ -189,10 +202,16 @@ class Trainer:
             boundary = (step + 1) % accum == 0 or step + 1 == n_batches
             sync = self.trainable.no_sync() if self.dist.enabled and not boundary else contextlib.nullcontext()
             with sync:
-                with self._autocast():
-                    outputs = self.trainable(inputs, candidates)
-                losses = self.criterion(outputs, targets)
-                total = self.criterion.total(losses)
+                if self.recipe.train_step is not None:
+                    with self._autocast():
+                        losses, total = self.trainable(inputs, step=partial(
+                            self.recipe.train_step, criterion=self.criterion, inputs=inputs, targets=targets,
+                            epoch=epoch))
+                else:
+                    with self._autocast():
+                        outputs = self.trainable(inputs, candidates)
+                    losses = self.criterion(outputs, targets)
+                    total = self.criterion.total(losses)
                 if not torch.isfinite(total):
                     raise UniVTGError(f"the loss became {float(total)} at epoch {epoch + 1}, step {step + 1}; "
                                       "lower --lr or check the features")
@@ -201,7 +220,8 @@ class Trainer:
                 self._step()
             sums["loss_overall"] += _scalar(total)
             for k, v in losses.items():
-                sums[k] += _scalar(v) * self.criterion.weight_dict[k]
+                if k in self.criterion.weight_dict:
+                    sums[k] += _scalar(v) * self.criterion.weight_dict[k]
             if self.progress:
                 bar.set_postfix(loss=f"{float(total):.3f}")
             if opt.debug:
@@ -231,11 +251,11 @@ class Trainer:
     def evaluate(self) -> tuple[list[dict], dict[str, float], dict | None]:
         """Prediction records on the eval set, eval losses, and the recipe's report (QVHighlights by default;
         None without GT)."""
-        loader = self._loader(self.eval_dataset, self.opt.eval_bsz, shuffle=False)
-        predictions, losses = predict(self.model, loader, self.recipe, DecodeSettings.from_options(self.opt),
-                                      self.opt, self.device, self.criterion,
-                                      self._autocast if self.amp_enabled else None, progress=self.progress)
-        records = [p.to_dict() for p in predictions]
+        if self.recipe.predict is not None:
+            records = self.recipe.predict(self.model, self.eval_dataset, self.opt, self.device, self.progress)
+            losses: dict[str, float] = {}
+        else:
+            records, losses = self._predict()
         if not self.data.eval_labelled:
             return records, losses, None
         if self.recipe.evaluate is not None:
@@ -243,6 +263,14 @@ class Trainer:
         from ..evaluation import evaluate_qvhighlights
 
         return records, losses, evaluate_qvhighlights(records, self.data.eval_records, match_number=True)
+
+    def _predict(self) -> tuple[list[dict], dict[str, float]]:
+        """Batched forwards over the eval set, decoded by the architecture's decoder, and the eval losses."""
+        loader = self._loader(self.eval_dataset, self.opt.eval_bsz, shuffle=False)
+        predictions, losses = predict(self.model, loader, self.recipe, DecodeSettings.from_options(self.opt),
+                                      self.opt, self.device, self.criterion,
+                                      self._autocast if self.amp_enabled else None, progress=self.progress)
+        return [p.to_dict() for p in predictions], losses
 
     def _save(self, name: str, epoch: int) -> Path:
         payload = self.recipe.checkpoint_payload(self.model, self.optimizer, self.scheduler, epoch, self.opt)
@@ -321,8 +349,7 @@ class Trainer:
                     f"{k} {row[k]:.4f}" for k in ("loss_overall", *self.criterion.weight_dict) if k in row))
             do_eval = self.eval_dataset is not None and ((epoch + 1) % opt.eval_epoch == 0 or epoch == opt.n_epoch - 1)
             stop = self._evaluate_epoch(epoch, best, eval_history) if do_eval and self.dist.main else False
-            if self.dist.main and epoch > -1 and ((epoch + 1) % opt.save_interval == 0 or
-                                                  (opt.lr_drop > 0 and (epoch + 1) % opt.lr_drop == 0)):
+            if self.dist.main and epoch > -1 and ((epoch + 1) % opt.save_interval == 0 or _drops_at(opt, epoch)):
                 self._save(checkpoints.periodic_name(epoch), epoch)
             if do_eval:
                 stop = broadcast_flag(stop, self.dist, self.device)

@@ -98,7 +98,8 @@ def predict(model: nn.Module, loader: DataLoader, recipe: TrainingRecipe, settin
             losses = criterion(outputs, targets)
             sums["loss_overall"] += _scalar(criterion.total(losses))
             for k, v in losses.items():
-                sums[k] += _scalar(v) * criterion.weight_dict[k]
+                if k in criterion.weight_dict:
+                    sums[k] += _scalar(v) * criterion.weight_dict[k]
             batches += 1
     return predictions, {k: v / max(batches, 1) for k, v in sums.items()}
 

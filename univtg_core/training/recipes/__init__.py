@@ -25,6 +25,20 @@ the trainer looks it up by `--model_id` and never branches on the architecture. 
   ignored options were set).
 - `evaluate(records, ground_truth, opt) -> report`: the validation report ({"brief": {metric: value}, ...});
   None: the QVHighlights report.
+
+Optional hooks, for an architecture whose training does not fit one forward + one criterion call (None: the
+trainer's own way):
+
+- `setup_data(opt, recipe, progress) -> RunData`: the run's annotations, features and datasets (RGNet's
+  long videos and its feature files' keys); None: `training.data_setup.setup_data`.
+- `train_step(model, criterion, inputs, targets, epoch) -> (losses, total)`: one step's loss dict and the
+  total to back-propagate (several forwards, e.g. RGNet's query x window pairs and negative windows); runs
+  inside the DistributedDataParallel wrapper, so gradients synchronise. Only keys in the criterion's
+  `weight_dict` are logged.
+- `predict(model, eval_dataset, opt, device, progress) -> records`: the validation predictions (QVHighlights
+  keys), e.g. whole-video inference; no eval losses are computed then.
+- `build_optimizer(model, opt) -> (optimizer, scheduler)`: the architecture's own parameter groups and
+  schedule (stepped per epoch); None: AdamW over all trainable parameters and `training.schedule`.
 """
 
 from __future__ import annotations
@@ -92,3 +106,7 @@ class TrainingRecipe:
     parse_options: Callable[[Sequence[str] | None], argparse.Namespace] | None = None
     build_parser: Callable[[], argparse.ArgumentParser] | None = None  # the parser of `parse_options`
     evaluate: Callable[[list[dict], list[dict], argparse.Namespace], dict] | None = None
+    setup_data: Callable[..., Any] | None = None
+    train_step: Callable[..., tuple[dict, torch.Tensor]] | None = None
+    predict: Callable[..., list[dict]] | None = None
+    build_optimizer: Callable[[torch.nn.Module, argparse.Namespace], tuple[Any, Any]] | None = None
