@@ -130,7 +130,13 @@ class RGNetFeatures:
         return self._first(self.store, qid, TOKEN_FIELDS)
 
     def sentence(self, qid: Any) -> np.ndarray:
-        return self._first(self.sentence_store, qid, SENTENCE_FIELDS)[0]
+        """(E,) the sentence feature: a (1, E) or (E,) entry (an .h5 of plain per-query arrays holds tokens
+        only, so several rows mean the sentence features are elsewhere)."""
+        found = self._first(self.sentence_store, qid, SENTENCE_FIELDS)
+        if len(found) != 1:
+            raise DataError(f"query {qid!r}: the sentence feature read has {len(found)} rows (token features?); "
+                            "give one row per query (cls_features / pooler_output), or --sentence_feat_dir")
+        return found[0]
 
 
 class RGNetTrainingSet(Dataset):
