@@ -129,6 +129,29 @@ def test_items_are_positive_and_negative_windows_of_the_querys_video(tmp_path):
     assert inputs["batch"].window_feat.shape[:2] == inputs["batch"].window_mask.shape and len(metas) == 2
 
 
+def test_a_token_file_is_not_taken_for_the_sentence_features(tmp_path):
+    """MAD's released text .h5 holds plain per-query token arrays: the sentence feature must come from
+    --sentence_feat_dir, and reading it from the token file is refused with one line."""
+    import h5py
+
+    from univtg_core.training.data import DataError, FeatureStore
+    from univtg_core.training.rgnet_data import RGNetFeatures
+
+    tokens, sentences = tmp_path / "tokens.h5", tmp_path / "cls.h5"
+    with h5py.File(tokens, "w") as f:
+        f.create_dataset("q0", data=np.ones((5, 8), np.float32))
+    with h5py.File(sentences, "w") as f:
+        f.create_dataset("q0", data=np.full((1, 8), 2.0, np.float32))
+    opt = argparse.Namespace(input_fps_reduction=1)
+    alone = RGNetFeatures(FeatureStore([], str(tokens), normalize_text=False), None, opt)
+    assert alone.tokens("q0").shape == (5, 8)
+    with pytest.raises(DataError, match="--sentence_feat_dir"):
+        alone.sentence("q0")
+    both = RGNetFeatures(FeatureStore([], str(tokens), normalize_text=False),
+                         FeatureStore([], str(sentences), normalize_text=False), opt)
+    assert both.sentence("q0").tolist() == [2.0] * 8
+
+
 def window_targets_inside(start, end, index, n):
     from univtg_core.training.rgnet_data import window_targets
 
