@@ -152,6 +152,48 @@ def test_a_token_file_is_not_taken_for_the_sentence_features(tmp_path):
     assert both.sentence("q0").tolist() == [2.0] * 8
 
 
+def test_the_official_lmdb_folders_are_read_as_they_are(tmp_path):
+    """CONE's / RGNet's offline_lmdb layout: one environment for the video, one for the text, each entry the
+    bytes of an .npz (features; token_features and cls_features), read without unpickling; a missing entry
+    is named before training."""
+    import io
+
+    lmdb = pytest.importorskip("lmdb")
+    from univtg_core.training import rgnet_data
+    from univtg_core.training.data import DataError
+    from univtg_core.training.recipes.rgnet import RECIPE
+    from univtg_core.training.rgnet_options import parse_options
+
+    rng = np.random.default_rng(0)
+
+    def write(path, entries):
+        env = lmdb.open(str(path), map_size=1 << 26)
+        with env.begin(write=True) as txn:
+            for key, arrays in entries.items():
+                buffer = io.BytesIO()
+                np.savez(buffer, **arrays)
+                txn.put(key.encode(), buffer.getvalue())
+        env.close()
+
+    video = rng.normal(size=(300, 16)).astype(np.float32)
+    write(tmp_path / "video_lmdb", {"movie": {"features": video}})
+    write(tmp_path / "text_lmdb", {"q0": {"token_features": np.ones((4, 8), np.float32),
+                                          "cls_features": np.ones((1, 16), np.float32)}})
+    rows = [{"query_id": "q0", "video_id": "movie", "timestamps": [10.0, 14.0], "duration": 60.0}]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["--dset_name", "mad", "--train_path", str(tmp_path / "train.jsonl"), "--motion_feat_dir",
+            str(tmp_path / "video_lmdb"), "--t_feat_dir", str(tmp_path / "text_lmdb"), "--max_v_l", str(WINDOW),
+            "--clip_length", "0.2", "--results_dir", str(tmp_path / "r")]
+    run = rgnet_data.setup_data(parse_options(argv), RECIPE, progress=False)
+    assert np.array_equal(run.train_dataset.features.video("movie"), video)  # raw, as the official dataset
+    item = run.train_dataset[0]
+    assert item["query_feat"].shape == (4, 8) and item["meta"]["window"] in [0, 1, 2]  # frames 50..70
+    rows[0]["video_id"] = "another_movie"
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match="another_movie"):
+        rgnet_data.setup_data(parse_options(argv), RECIPE, progress=False)
+
+
 def window_targets_inside(start, end, index, n):
     from univtg_core.training.rgnet_data import window_targets
 

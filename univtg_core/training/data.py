@@ -9,7 +9,9 @@ Layout (main/dataset.py, DatasetMR):
 - query features: <t_feat_dir>/<qid>.npz (UniVTG) or qid<qid>.npz (Moment-DETR, Lighthouse), key
   `last_hidden_state` (T, D) per token; or an .h5 file keyed by qid.
 - either folder may instead be a feature store (`univtg_core.store`, what `training.extract` writes):
-  entries named by vid (array `features`) and by qid (`last_hidden_state`, `pooler_output`), memory-mapped.
+  entries named by vid (array `features`) and by qid (`last_hidden_state`, `pooler_output`), memory-mapped;
+  or an LMDB environment (a folder with `data.mdb`, CONE's and RGNet's `offline_lmdb` layout: each entry an
+  .npz by vid / qid; needs the `lmdb` package), read without unpickling.
 
 Unlike the official loader, a missing or unreadable file raises `DataError` naming it (the official one
 logs and trains on zeros), and all files are checked before training starts.
@@ -17,6 +19,7 @@ logs and trains on zeros), and all files are checked before training starts.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -108,6 +111,9 @@ class _LRU:
             self.used -= old.nbytes
 
 
+_LMDB_ENVS: dict[tuple[int, str], Any] = {}
+
+
 class FeatureStore:
     """Reads (and caches) L2-normalised video features and query token features.
 
@@ -133,10 +139,51 @@ class FeatureStore:
             if not os.path.exists(d):
                 raise DataError(f"feature location not found: {d}")
 
-    def __getstate__(self) -> dict:  # h5 handles do not cross process boundaries
+    def __getstate__(self) -> dict:  # h5 handles do not cross process boundaries (LMDB ones are per process)
         state = dict(self.__dict__)
         state["_h5"] = {}
         return state
+
+    @staticmethod
+    def is_lmdb(path: str | None) -> bool:
+        return bool(path) and os.path.isdir(path) and os.path.isfile(os.path.join(path, "data.mdb"))
+
+    @staticmethod
+    def _lmdb_env(path: str):
+        """One read-only environment per process and folder, shared by every store (py-lmdb refuses to open
+        an environment twice in a process)."""
+        key = (os.getpid(), os.path.realpath(path))
+        if key not in _LMDB_ENVS:
+            try:
+                import lmdb
+            except ImportError:
+                raise DataError(f"{path} is an LMDB folder: pip install lmdb to read it") from None
+            try:
+                _LMDB_ENVS[key] = lmdb.open(path, readonly=True, lock=False, readahead=False, max_readers=1024)
+            except lmdb.Error as exc:
+                raise DataError(f"cannot open the LMDB features {path}: {exc}") from exc
+        return _LMDB_ENVS[key]
+
+    def _lmdb_has(self, path: str, key: str) -> bool:
+        with self._lmdb_env(path).begin() as txn:
+            return txn.get(str(key).encode()) is not None
+
+    def _read_lmdb(self, path: str, key: str, field: str) -> np.ndarray:
+        """An entry holding .npz bytes (or one .npy array); np.load without pickles."""
+        with self._lmdb_env(path).begin() as txn:
+            raw = txn.get(str(key).encode())
+        if raw is None:
+            raise DataError(f"{path} has no entry {key!r}")
+        try:
+            loaded = np.load(io.BytesIO(raw), allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 - any decoding error means an unreadable entry
+            raise DataError(f"{path}[{key!r}] is not an .npz / .npy entry: {type(exc).__name__}: {exc}") from exc
+        if isinstance(loaded, np.ndarray):
+            return np.asarray(loaded, dtype=np.float32)
+        with loaded as data:
+            if field not in data.files:
+                raise DataError(f"{path}[{key!r}] has no {field!r} (has {data.files})")
+            return np.asarray(data[field], dtype=np.float32)
 
     # -- raw access ------------------------------------------------------------------------------------
     def _h5file(self, path: str):
@@ -214,6 +261,8 @@ class FeatureStore:
         path = self.video_path(feat_dir, vid)
         if self._store(feat_dir) is not None:
             feats = self._read_store(feat_dir, str(vid), "features")
+        elif self.is_lmdb(feat_dir):
+            feats = self._read_lmdb(feat_dir, str(vid), "features")
         elif path.endswith(H5_SUFFIXES):
             feats = self._read_h5(path, str(vid), "features")
         else:
@@ -255,6 +304,8 @@ class FeatureStore:
         path = self.query_path(qid, feat_dir)
         if self._store(feat_dir or self.t_feat_dir) is not None:
             feats = self._read_store(feat_dir or self.t_feat_dir, str(qid), field)
+        elif self.is_lmdb(feat_dir or self.t_feat_dir):
+            feats = self._read_lmdb(feat_dir or self.t_feat_dir, str(qid), field)
         elif path.endswith(H5_SUFFIXES):
             feats = self._read_h5(path, str(qid), field)
         else:
@@ -284,6 +335,9 @@ class FeatureStore:
                     info = store.info(vid)
                     if info is None or info.status != "complete":
                         missing.append(f"{d}[{vid!r}]")
+                elif self.is_lmdb(d):
+                    if not self._lmdb_has(d, vid):
+                        missing.append(f"{d}[{vid!r}]")
                 elif path.endswith(H5_SUFFIXES):
                     if vid not in self._h5file(path):
                         missing.append(f"{path}[{vid!r}]")
@@ -296,6 +350,10 @@ class FeatureStore:
             if store is not None:
                 info = store.info(str(record["qid"]))
                 if info is None or info.status != "complete":
+                    missing.append(f"{feat_dir}[{record['qid']!r}]")
+                continue
+            if self.is_lmdb(feat_dir):
+                if not self._lmdb_has(feat_dir, str(record["qid"])):
                     missing.append(f"{feat_dir}[{record['qid']!r}]")
                 continue
             path = self.query_path(record["qid"], feat_dir)

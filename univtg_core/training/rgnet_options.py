@@ -14,11 +14,11 @@ Where we differ from the official parser, deliberately:
   (`query_id`, `video_id` or `clip_id`, `timestamps`, `duration`) or ours (`qid`, `vid`,
   `relevant_windows`); `python -m univtg_core.training.convert mad|ego4d` writes ours.
 - Features: `--motion_feat_dir` (and `--appearance_feat_dir`, which must then be the same features, as in
-  every released setup) is a folder of `<video>.npz` (key `features`), an .h5 file keyed by video, or one
-  of our feature stores; `--t_feat_dir` the same keyed by query id, holding `token_features` (CONE) or
-  `last_hidden_state` and the sentence feature `cls_features` / `eot_features` / `pooler_output`;
-  `--sentence_feat_dir` (ours) when the sentence features live elsewhere. The official LMDB folders hold
-  the same arrays: export them once to .h5 (`scripts/`-free: any LMDB reader; we do not read LMDB).
+  every released setup) is a folder of `<video>.npz` (key `features`), an .h5 file keyed by video, one of
+  our feature stores or an LMDB folder; `--t_feat_dir` the same keyed by query id, holding `token_features`
+  (CONE) or `last_hidden_state` and the sentence feature `cls_features` / `eot_features` / `pooler_output`;
+  `--sentence_feat_dir` (ours) when the sentence features live elsewhere. The official LMDB folders (each
+  entry an .npz) are read as they are, with the `lmdb` package.
 - The output folder is `--results_dir` when given, else `<results_root>/<dset_name>-<exp_id>` (official).
   With `--eval_path` the best epoch by `--main_metric` (ours; default `R1-mean`, the official stop score:
   MAD the mean of R@1 over IoU 0.1/0.3/0.5, Ego4D the mean of R@1 at 0.3 and 0.5) is saved as
