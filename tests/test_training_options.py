@@ -17,10 +17,10 @@ REQUIRED = ["--train_path", "t.jsonl", "--v_feat_dirs", "v", "--t_feat_dir", "t"
 
 
 def _options_read_by_the_code() -> set[str]:
-    """`opt.NAME` anywhere in the trainer, the recipes and the models (options reach nothing else), MESM's
-    modules left out (they read MESM's options, checked below)."""
+    """`opt.NAME` anywhere in the trainer, the recipes and the models (options reach nothing else), MESM's and
+    RGNet's modules left out (they read their own options, checked below)."""
     sources = [*PACKAGE.glob("training/**/*.py"), *PACKAGE.glob("models/*.py")]
-    sources = [p for p in sources if not p.name.startswith("mesm")]
+    sources = [p for p in sources if not p.name.startswith(("mesm", "rgnet"))]
     read: set[str] = set()
     for path in sources:
         read |= set(re.findall(r"\bopt\.(\w+)", path.read_text()))
@@ -55,6 +55,31 @@ def test_every_mesm_option_is_read_or_listed_as_ignored():
     neither = sorted(options - read - MESM_IGNORED)
     assert neither == [], f"MESM options neither read nor listed as ignored: {neither}"
     assert sorted(MESM_IGNORED & read) == [] and MESM_IGNORED <= options
+
+
+# RGNet's options likewise; its config and loss settings are read by name (the official option names are the
+# fields of RGNetConfig and RGNetLossConfig, filled from vars(opt)).
+RGNET_SOURCES = ["training/loop.py", "training/predict.py", "training/schedule.py", "training/checkpoints.py",
+                 "training/distributed.py", "training/logs.py", "training/rgnet_*.py", "training/recipes/rgnet.py",
+                 "models/rgnet*.py"]
+
+
+def test_every_rgnet_option_is_read_or_listed_as_ignored():
+    from dataclasses import fields
+
+    from univtg_core.models.rgnet import RGNetConfig
+    from univtg_core.training import rgnet_options
+    from univtg_core.training.recipes.rgnet import IGNORED_OPTIONS as RGNET_IGNORED
+    from univtg_core.training.rgnet_losses import RGNetLossConfig
+
+    options = {action.dest for action in rgnet_options.build_parser()._actions if action.dest != "help"}
+    read = {f.name for f in fields(RGNetConfig)} | {f.name for f in fields(RGNetLossConfig)}
+    for pattern in RGNET_SOURCES:
+        for path in PACKAGE.glob(pattern):
+            read |= set(re.findall(r"\bopt\.(\w+)", path.read_text()))
+    neither = sorted(options - read - RGNET_IGNORED)
+    assert neither == [], f"RGNet options neither read nor listed as ignored: {neither}"
+    assert sorted(RGNET_IGNORED & read) == [] and RGNET_IGNORED <= options
 
 
 def test_an_ignored_option_with_a_non_default_value_warns(caplog):

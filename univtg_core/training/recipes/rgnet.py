@@ -28,11 +28,12 @@ logger = logging.getLogger(__name__)
 # by its retrieval token when it has one, CONE's pre-filter otherwise: --ret_eval is implied), result
 # bookkeeping, launcher settings (torchrun sets the world), LMDB loading modes, the text dropout the official
 # dataset stores but never applies, --max_windows (one moment per query), --ctx_mode, the video normalisation
-# the official dataset discards, and --topk (overwritten from opt.json in the official inference).
+# the official dataset discards, and --topk (overwritten from opt.json in the official inference). --eval_bsz is
+# the generic trainer's and has no effect here: validation runs one query at a time over its whole video.
 IGNORED_OPTIONS = frozenset({
     "train_data_ratio", "eval_modality", "save_all", "world_size", "cuda_visible_devices", "retrieval", "ret_eval",
     "oracle_ret_eval", "comb_ret_eval", "online_loader", "single_gpu", "topk", "no_sort_results", "txt_drop_ratio",
-    "max_windows", "no_norm_vfeat", "eval_bsz",
+    "max_windows", "no_norm_vfeat",
 })
 
 
