@@ -415,6 +415,43 @@ def test_model_best_is_in_the_official_format_and_loads(trained):
     assert saved["clip_length"] == 0.2 and saved["dset_name"] == "mad"
 
 
+@pytest.mark.slow
+def test_an_official_checkpoint_resumes_with_its_optimiser_and_schedule(tmp_path):
+    """The fixture's checkpoint (the official train() format, MAD configuration) continues training here with
+    --resume --resume_all (as finetune_ego4d.sh resumes its pretraining) on the fixture's synthetic movie; the
+    new model_best.ckpt loads back."""
+    import h5py
+
+    from univtg_core import load_model
+
+    ref = shared_fixture("rgnet_reference")
+    meta = json.loads((ref / "meta.json").read_text())
+    queries = np.load(ref / "queries.npz")
+    with h5py.File(tmp_path / "video.h5", "w") as f:
+        f.create_dataset("mad_movie_0001", data=np.load(ref / "io_forward.npz")["video_feats"])
+    with h5py.File(tmp_path / "text.h5", "w") as f:
+        for qid in meta["queries"]:
+            group = f.create_group(qid)
+            group.create_dataset("token_features", data=queries[f"{qid}_tokens"])
+            group.create_dataset("cls_features", data=queries[f"{qid}_cls"])
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in meta["jsonl_rows"][split]))
+    results = tmp_path / "resumed"
+    proc = _train([*meta["train_argv"], "--resume", str(ref / "model_best.ckpt"), "--train_path",
+                   str(tmp_path / "train.jsonl"), "--eval_path", str(tmp_path / "test.jsonl"), "--motion_feat_dir",
+                   str(tmp_path / "video.h5"), "--appearance_feat_dir", str(tmp_path / "video.h5"), "--t_feat_dir",
+                   str(tmp_path / "text.h5"), "--n_epoch", "1", "--bsz", "3", "--device", "-1", "--num_workers", "0",
+                   "--max_after_nms", "100", "--data_ratio", "0.5", "--results_dir", str(results), "--no_progress"])
+    assert "with optimizer, scheduler and epoch" in proc.stderr and "for epochs 1..1" in proc.stderr
+    with torch.serialization.safe_globals(SAFE):
+        ckpt = torch.load(results / "model_best.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 0 and ckpt["lr_scheduler"]["milestones"] == Counter({25: 1})
+    assert [len(g["params"]) for g in ckpt["optimizer"]["param_groups"]] == [0, 354]
+    assert {int(s["step"]) for s in ckpt["optimizer"]["state"].values()} == {1}  # 3 of the 6 queries: one batch
+    model = load_model(results / "model_best.ckpt", device="cpu")
+    assert model.config.dabdetr and model.config.max_v_l == 900 and model.config.pos_temperature == 100
+
+
 # --------------------------------------------------------------------------------------------- Ego4D layout
 def test_ego4d_layout_trains_with_the_adapter(tmp_path):
     """EgoVLP-like 256-d features in <clip>.npz, CONE-style jsonl, the linear adapter, no --winret: the
