@@ -4,6 +4,7 @@ trainer needs (rank 0 alone logs, writes files and evaluates)."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import os
 from dataclasses import dataclass
@@ -47,7 +48,9 @@ def init_distributed(opt: argparse.Namespace) -> DistInfo:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        # Rank 0 evaluates while the others wait at a barrier: a long validation (RGNet over hour-long videos)
+        # must not hit the default 10-minute NCCL timeout.
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=datetime.timedelta(hours=3))
     return DistInfo(rank=dist.get_rank(), local_rank=local_rank, world_size=dist.get_world_size())
 
 
