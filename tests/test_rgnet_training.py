@@ -92,13 +92,18 @@ def test_the_rule_reproduces_the_fixtures_training_windows():
     assert window_targets(1000, 1062, 3, 2400, 900)["proposal"] == tuple(loss["L1_span_proposal"][0, 0])
 
 
-def test_items_are_positive_and_negative_windows_of_the_querys_video(tmp_path):
+@pytest.mark.parametrize("layout", ["ego4d", "mad"])
+def test_items_are_positive_and_negative_windows_of_the_querys_video(tmp_path, layout):
+    """Ego4D layout (CONE's jsonl keys, <clip>.npz) and MAD's (converted annotations, .h5 read window by
+    window): each item's windows are rows of its own video."""
     from univtg_core.models.rgnet_inference import window_grid
     from univtg_core.training import rgnet_data
+    from univtg_core.training.data import FeatureStore
     from univtg_core.training.rgnet_options import parse_options
 
-    data = write_long_video_set(tmp_path, layout="ego4d", n_train=3, n_val=1, dim=16, token_dim=8)
-    opt = parse_options(["--dset_name", "ego4d", "--train_path", str(data.train_path), "--motion_feat_dir",
+    data = write_long_video_set(tmp_path, layout=layout, n_train=3, n_val=1, dim=16, token_dim=8)
+    reference = FeatureStore([str(data.video_feats)], None, normalize_video=False)  # whole videos, read apart
+    opt = parse_options(["--dset_name", layout, "--train_path", str(data.train_path), "--motion_feat_dir",
                          str(data.video_feats), "--t_feat_dir", str(data.text_feats), "--max_v_l", str(WINDOW),
                          "--clip_length", "0.2", "--exp_id", "x", "--results_dir", str(tmp_path / "r")])
     from univtg_core.training.recipes.rgnet import RECIPE
@@ -106,10 +111,13 @@ def test_items_are_positive_and_negative_windows_of_the_querys_video(tmp_path):
     run = rgnet_data.setup_data(opt, RECIPE, progress=False)
     assert (opt.v_motion_feat_dim, opt.t_feat_dim, opt.v_appear_feat_dim) == (16, 8, 16)  # from the files
     dataset = run.train_dataset
+    if layout == "mad":  # the .h5 is read window by window: no whole movie enters the cache
+        dataset[0]
+        assert dataset.features.store._cache.get(("v", dataset.records[0]["vid"])) is None
     np.random.seed(0)
     for index, record in enumerate(dataset.records):  # CONE's keys read into ours, features by clip_id
         item = dataset[index]
-        video = dataset.features.video(record["vid"])
+        video = reference.video(record["vid"])
         grid = window_grid(len(video), WINDOW)
         start, end = (t / 0.2 for t in record["relevant_windows"][0])
         positives = rgnet_data.positive_windows(start, end, len(video), WINDOW)

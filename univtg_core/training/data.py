@@ -295,6 +295,38 @@ class FeatureStore:
         self._cache.put(key, feats)
         return feats
 
+    def _window_source(self, vid: str):
+        """The array-like (h5 dataset or memory-mapped store array) rows can be sliced from without reading the
+        whole video; None where only whole reads are possible (npz, LMDB, several folders, a cached copy)."""
+        if len(self.v_feat_dirs) != 1 or self._cache.get(("v", vid)) is not None:
+            return None
+        feat_dir = self.v_feat_dirs[0]
+        if self._store(feat_dir) is not None:
+            entry = self._store(feat_dir).get(str(vid))
+            return None if entry is None or "features" not in entry.arrays else entry["features"]
+        if feat_dir.endswith(H5_SUFFIXES):
+            f = self._h5file(feat_dir)
+            node = f[str(vid)] if str(vid) in f else None
+            if node is not None and hasattr(node, "keys"):
+                node = node["features"] if "features" in node else None
+            return node if node is not None and len(node.shape) == 2 else None
+        return None
+
+    def video_length(self, vid: str, step: int = 1) -> int:
+        """Rows of `video(vid)[::step]`, without reading the features where the layout allows."""
+        source = self._window_source(str(vid))
+        n = source.shape[0] if source is not None else len(self.video(str(vid)))
+        return -(-int(n) // int(step))
+
+    def video_window(self, vid: str, start: int, end: int, step: int = 1) -> np.ndarray:
+        """`video(vid)[::step][start:end]`, reading only those rows from an .h5 file or a feature store (long
+        videos: a window costs a window, not a movie)."""
+        source = self._window_source(str(vid))
+        if source is None:
+            return self.video(str(vid))[::step][start:end]
+        rows = np.asarray(source[start * step:end * step:step], dtype=np.float32)
+        return l2_normalize(rows) if self.normalize_video else rows
+
     def query(self, qid: Any, field: str = "last_hidden_state", feat_dir: str | None = None) -> np.ndarray:
         """(T, D) query token features (or a (1, D) sentence feature for field='pooler_output')."""
         key = ("q", feat_dir, qid, field)

@@ -116,6 +116,13 @@ class RGNetFeatures:
     def video(self, vid: str) -> np.ndarray:
         return self.store.video(str(vid))[:: self.reduction]
 
+    def length(self, vid: str) -> int:
+        return self.store.video_length(str(vid), self.reduction)
+
+    def window(self, vid: str, start: int, end: int) -> np.ndarray:
+        """Rows [start, end) of `video(vid)`; .h5 files and feature stores read only those rows."""
+        return np.ascontiguousarray(self.store.video_window(str(vid), int(start), int(end), self.reduction))
+
     @staticmethod
     def _first(store: FeatureStore, qid: Any, fields: Sequence[str]) -> np.ndarray:
         errors = []
@@ -157,8 +164,7 @@ class RGNetTrainingSet(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
-        video = self.features.video(record["vid"])
-        n = len(video)
+        n = self.features.length(record["vid"])
         start, end = (float(t) / self.clip_length for t in record["relevant_windows"][0])
         start, end = min(n, min(start, end)), min(n, max(start, end))
         grid = window_grid(n, self.max_v_l)
@@ -179,8 +185,8 @@ class RGNetTrainingSet(Dataset):
                      "window": int(chosen), "duration": record.get("duration")},
             "query_feat": torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.float32)),
             "query_cls": torch.from_numpy(l2_normalize(self.features.sentence(record["qid"])[None])[0]),
-            "window_feat": torch.from_numpy(np.ascontiguousarray(video[s:e])),
-            "neg_window_feat": torch.from_numpy(np.ascontiguousarray(video[negative[0]:negative[1]])),
+            "window_feat": torch.from_numpy(self.features.window(record["vid"], s, e)),
+            "neg_window_feat": torch.from_numpy(self.features.window(record["vid"], negative[0], negative[1])),
             "span": torch.tensor([targets["span"]], dtype=torch.float32),
             "saliency_pos": random.sample(targets["inside"], k=1)[0],
             "saliency_neg": random.sample(targets["outside"], k=1)[0],
@@ -237,7 +243,7 @@ def prepare_batch(batch: dict, device: torch.device, non_blocking: bool = False)
 # ------------------------------------------------------------------------------------------- the run's data
 def _widths(opt: argparse.Namespace, features: RGNetFeatures, first: dict) -> None:
     """Fill (or check) the feature widths from the files."""
-    found = {"v_motion_feat_dim": features.video(first["vid"]).shape[1],
+    found = {"v_motion_feat_dim": features.window(first["vid"], 0, 1).shape[1],
              "t_feat_dim": features.tokens(first["qid"]).shape[1],
              "v_appear_feat_dim": features.sentence(first["qid"]).shape[0]}
     if found["v_appear_feat_dim"] != found["v_motion_feat_dim"]:
