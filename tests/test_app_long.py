@@ -100,7 +100,7 @@ def test_a_long_video_through_the_api(app_server, tmp_path):
     Image.fromarray(np.full((32, 32, 3), CYAN, dtype=np.uint8)).save(image)
     files = [upload(app_server.url, path).json()[0] for path in (video, image)]
     data = [{"path": files[0], "meta": {"_type": "gradio.FileData"}}, "",
-            {"path": files[1], "meta": {"_type": "gradio.FileData"}}]
+            {"path": files[1], "meta": {"_type": "gradio.FileData"}}, "auto"]
     started = time.perf_counter()
     event = httpx.post(app_server.url + "gradio_api/call/predict", json={"data": data}, timeout=30).json()
     received = b""

@@ -85,13 +85,14 @@ def window_starts(n_clips: int, window: int) -> list[int]:
 
 
 # ------------------------------------------------------------------------------ how many windows to read
-def parse_coarse_top_k(value: CoarseTopK) -> int | str:
+def parse_coarse_top_k(value: CoarseTopK, name: str = "coarse_top_k") -> int | str:
     """A front end's coarse-to-fine choice as ground() takes it: "auto", "all" (None too) or K >= 1 (an int
-    or its digits). Anything else raises OptionError, one line naming what was given and what is accepted."""
+    or its digits). Anything else raises OptionError, one line naming `name`, what was given and what is
+    accepted."""
     if value is None:
         return "all"
     if isinstance(value, (bool, np.bool_)):
-        raise OptionError(f"coarse_top_k must be {_CHOICES}; got {value!r}")
+        raise OptionError(f"{name} must be {_CHOICES}; got {value!r}")
     if isinstance(value, (int, np.integer)):
         k = int(value)
     else:
@@ -100,7 +101,7 @@ def parse_coarse_top_k(value: CoarseTopK) -> int | str:
             return text
         k = int(text) if text.isdigit() else 0
     if k < 1:
-        raise OptionError(f"coarse_top_k must be {_CHOICES}; got {value!r}")
+        raise OptionError(f"{name} must be {_CHOICES}; got {value!r}")
     return k
 
 
