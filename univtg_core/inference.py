@@ -20,7 +20,7 @@ from . import long_video as lv
 from . import postprocess
 from .errors import CheckpointError, QueryError
 from .guidance import GuidanceRecord
-from .models._contract import QueryInput, WindowOutput
+from .models._contract import GroundingModel, QueryInput, WindowOutput
 from .query import Query
 from .results import Moment, Prediction
 from .similarity import cosine_curve as _cosine_curve
@@ -58,11 +58,21 @@ def _batches(grid: lv.WindowGrid, order: np.ndarray, chunk: int):
 
 
 def _window_batch(video: np.ndarray, grid: lv.WindowGrid, rows: np.ndarray) -> np.ndarray:
+    """(B, L, D) clips of the given windows, zero-padded to the longest (one gather when all are full)."""
     lengths = grid.lengths[rows]
-    batch = np.zeros((len(rows), int(lengths.max()), video.shape[1]), dtype=np.float32)
+    longest = int(lengths.max())
+    if (lengths == longest).all():
+        return video[grid.starts[rows][:, None] + np.arange(longest)]
+    batch = np.zeros((len(rows), longest, video.shape[1]), dtype=np.float32)
     for i, w in enumerate(rows.tolist()):
         batch[i, : lengths[i]] = video[grid.starts[w] : grid.ends[w]]
     return batch
+
+
+def _implements(model, method: str) -> bool:
+    """Whether the architecture has its own version of an optional contract method (not the default)."""
+    own = getattr(type(model), method, None)
+    return own is not None and own is not getattr(GroundingModel, method)
 
 
 def _call(method, batch: np.ndarray, query: QueryInput, clip_len: float, lengths: np.ndarray, ragged: bool):
@@ -74,6 +84,8 @@ def _call(method, batch: np.ndarray, query: QueryInput, clip_len: float, lengths
 def learned_window_scores(model, video: np.ndarray, query: QueryInput, grid: lv.WindowGrid, clip_len: float,
                           chunk: int = DEFAULT_CHUNK) -> np.ndarray | None:
     """The architecture's own first stage over every window (its `window_scores`), or None when it has none."""
+    if not _implements(model, "window_scores"):
+        return None  # the contract's default: no need to build a batch to hear it
     parts = []
     for rows, lengths, ragged in _batches(grid, np.arange(len(grid)), chunk):
         scores = _call(model.window_scores, _window_batch(video, grid, rows), query, clip_len, lengths, ragged)
@@ -91,13 +103,15 @@ def run_windows(model, video: np.ndarray, query: QueryInput, grid: lv.WindowGrid
     for rows, lengths, ragged in _batches(grid, kept, chunk):
         out = _call(model.predict_windows, _window_batch(video, grid, rows), query, clip_len, lengths, ragged)
         parts.append(out)
-        for i, w in enumerate(rows.tolist()):
-            row_spans, row_scores = out.candidates(i)
-            start = int(grid.starts[w])
-            spans.append(np.asarray(row_spans, dtype=np.float64).reshape(-1, 2) + start * clip_len)
-            scores.append(np.asarray(row_scores, dtype=np.float64).reshape(-1))
-            owner.append(np.full(len(row_scores), w, dtype=np.int64))
-            stitcher.add(start, np.asarray(out.saliency[i], dtype=np.float64)[: lengths[i]])
+        # every row's candidates at once: window-local seconds moved by the window's start, padding left out
+        windows = np.asarray(out.windows, dtype=np.float64).reshape(len(rows), -1, 2)
+        row_scores = np.asarray(out.scores, dtype=np.float64).reshape(len(rows), -1)
+        offset = (grid.starts[rows] * clip_len)[:, None, None]
+        valid = np.ones(row_scores.shape, bool) if out.valid is None else np.asarray(out.valid, bool)
+        spans.append((windows + offset)[valid])
+        scores.append(row_scores[valid])
+        owner.append(np.broadcast_to(rows[:, None], valid.shape)[valid].astype(np.int64))
+        stitcher.add_rows(grid.starts[rows], np.asarray(out.saliency, dtype=np.float64), lengths)
     return WindowRun(np.concatenate(spans), np.concatenate(scores), np.concatenate(owner), _concat(parts),
                      stitcher, query)
 

@@ -269,6 +269,11 @@ class SaliencyStitcher:
         self.total[start : start + len(values)] += values
         self.count[start : start + len(values)] += 1
 
+    def add_rows(self, starts: np.ndarray, values: np.ndarray, lengths: np.ndarray) -> None:
+        """A batch of windows: row i's first `lengths[i]` values from clip `starts[i]` (padding left out)."""
+        for start, row, n in zip(np.asarray(starts).tolist(), values, np.asarray(lengths).tolist()):
+            self.add(start, row[:n])
+
     def curve(self, fill: np.ndarray | None = None) -> np.ndarray:
         """The stitched curve. Clips outside every window take `fill` (the first stage's per-clip score)
         mapped onto the model's scale: its mean over the covered clips goes to the model's mean there, and its
