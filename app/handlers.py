@@ -60,6 +60,7 @@ class PageOptions:
     shade_top: int = 3  # moments shaded on the curve
     summary_shown: int = 24  # summary points in the gallery and the summary video, at most
     max_query_chars: int = MAX_QUERY_CHARS
+    coarse_top_k: str = "auto"  # the windows to search by default (`--coarse-top-k`); the user may change it
 
 
 def gpu_decorator(duration: int = 120) -> Callable[[Callable], Callable]:
@@ -111,7 +112,7 @@ class QueryHandler:
     def check_windows(self, coarse_top_k) -> int | str:
         """The advanced option (auto, all or a whole number of windows), or one gr.Error before any work."""
         try:
-            return parse_coarse_top_k("auto" if coarse_top_k in (None, "") else coarse_top_k,
+            return parse_coarse_top_k(self.options.coarse_top_k if coarse_top_k in (None, "") else coarse_top_k,
                                       name="Windows to search")
         except OptionError as exc:
             raise _error(str(exc), "Windows to search") from exc
@@ -128,7 +129,7 @@ class QueryHandler:
             raise _error("The query is empty: type what to look for, or give an example image.", "Empty query")
         return text
 
-    def answer(self, video, text, image, session: Session, progress, coarse_top_k="auto") -> tuple:
+    def answer(self, video, text, image, session: Session, progress, coarse_top_k=None) -> tuple:
         """Everything one query shows, as data (shared by the UI event, the API and the examples cache)."""
         text = self.check_query(video, text, image)
         windows = self.check_windows(coarse_top_k)
@@ -207,7 +208,7 @@ class QueryHandler:
 
     # -- events -------------------------------------------------------------------------------------------
 
-    def predict(self, video, text="", image=None, coarse_top_k="auto", session=None, request: gr.Request = None,
+    def predict(self, video, text="", image=None, coarse_top_k=None, session=None, request: gr.Request = None,
                 progress=gr.Progress()):  # noqa: B008
         """Ground a query in a video. Inputs: the video file, a text query (may be empty), an image (optional),
         the windows of a long video to search (auto, all or a number)."""

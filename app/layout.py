@@ -148,7 +148,8 @@ def build_demo(
                 with gr.Accordion("Advanced options", open=False, elem_id="advanced"):
                     # The windows of a long video the model reads (coarse-to-fine); auto is the core's rule.
                     windows = gr.Dropdown(
-                        choices=list(handlers.WINDOW_CHOICES), value="auto", allow_custom_value=True,
+                        choices=list(dict.fromkeys([*handlers.WINDOW_CHOICES, options.coarse_top_k])),
+                        value=options.coarse_top_k, allow_custom_value=True,
                         label="Windows to search", elem_id="coarse-top-k",
                         info="auto: every window of a video up to 16 windows (about 20 min with a model), the 8 "
                              "best beyond (or the model's own number); all: every window; or a number. "
