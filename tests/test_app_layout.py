@@ -88,4 +88,4 @@ def test_the_api_names_every_input_and_output_as_readme_does():
     assert output_names(info) == PREDICT_OUTPUTS
     unpacked, comment = _readme_example_outputs()
     assert unpacked == PREDICT_OUTPUTS
-    assert comment.startswith('predict(video, text, image, api_name="/predict")')
+    assert comment.startswith('predict(video, text, image, coarse_top_k, api_name="/predict")')
