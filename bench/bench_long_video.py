@@ -16,7 +16,8 @@ minimum of the repeats (the machine is shared: only ratios inside one run compar
 path (linear growth is 12), zero-shot's rank-1 hits at IoU 0.5, and the first stage's recall for each K: the
 share of planted moments that lie inside the K windows it chose (a random model cannot localise; what K
 costs in recall is the first stage's). The model's own forward on K windows is timed alone too (the floor
-of coarse-to-fine), and what ground() costs beyond it.
+of coarse-to-fine), and what ground() costs beyond it: the difference, and ground() with the forward
+replayed from a cache (what is not the model, measured apart from the forward's noise).
 
 Recall sweep (`--recall-amplitudes`, no model, cheap): the first stage's recall for K in {1, 2, 4, 8, 16, 32}
 as the planted moments fade (amplitude a: the moment's clips get a * sqrt(512) along the query, a cosine of
@@ -110,6 +111,26 @@ def rank1_hits(feats, queries, planted, clip_len) -> int:
     return int(hits)
 
 
+def overhead_ms(model, feats, query, clip_len: float, k, repeats: int) -> float:
+    """ground() with the model's forward replayed from a cache (one real forward per batch shape): what a
+    query costs besides the model (batches, first stage, stitching, fusion, NMS, summary), which the shared
+    machine's noise on a forward of seconds would hide."""
+    real, cache = model.forward, {}
+
+    def replay(**inputs):
+        key = tuple(inputs["src_vid"].shape)
+        if key not in cache:
+            cache[key] = real(**inputs)
+        return cache[key]
+
+    model.forward = replay
+    try:
+        ground(feats, query, clip_len, model=model, coarse_top_k=k)
+        return timed_ms(lambda: ground(feats, query, clip_len, model=model, coarse_top_k=k), 3 * repeats, "min")
+    finally:
+        del model.forward
+
+
 def measure(model, minutes: float, clip_len: float, repeats: int, full_repeats: int, ks, full: bool) -> dict:
     n_clips = round(minutes * 60 / clip_len)
     feats, queries, planted = synthetic_film(n_clips, clip_len)
@@ -127,6 +148,8 @@ def measure(model, minutes: float, clip_len: float, repeats: int, full_repeats: 
     row["auto_searched"] = ground(feats, query, clip_len, model=model, coarse_top_k="auto").window_search.searched
     if full:
         row["full_ms"] = timed_ms(lambda: ground(feats, query, clip_len, model=model), full_repeats, "min")
+    for k in (*ks, None):
+        row[f"overhead_{'k' + str(k) if k else 'full'}_ms"] = overhead_ms(model, feats, query, clip_len, k, repeats)
     return row
 
 
@@ -230,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     print("model forward alone on K windows (the floor of coarse-to-fine): "
           + ", ".join(f"K={k} {floors[k]:.0f} ms" for k in args.ks))
     for r in rows:
+        print(f"ground() besides the model (forward replayed), {r['minutes']:g} min at {r['clip_len']:g} s clips: "
+              + ", ".join(f"K={k} {r[f'overhead_k{k}_ms']:.1f} ms" for k in args.ks)
+              + f", every window {r['overhead_full_ms']:.1f} ms")
         if r["windows"] > max(args.ks):
             print(f"ground() beyond the forward, {r['minutes']:g} min at {r['clip_len']:g} s clips: "
                   + ", ".join(f"K={k} {r[f'coarse_k{k}_ms'] - floors[k]:+.0f} ms "
