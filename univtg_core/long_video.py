@@ -24,11 +24,12 @@ Fusion = Literal["sum", "product"]
 
 # The `coarse_top_k="auto"` rule (what the app and the CLI use by default). A video of at most
 # AUTO_ALL_WINDOWS windows has every one read: that is one forward of ground()'s default chunk (16 windows),
-# about 21 minutes of 2 s clips at the official 75-clip windows. Beyond that the model reads the AUTO_TOP_K
-# best of the first stage, so the cost stops growing with the length; 8 is twice the smallest K whose
-# first-stage recall was 1.00 at every length and signal strength in bench/bench_long_video.py (README,
-# *Benchmarks*). An architecture with its own retrieval and official K (`default_coarse_top_k` in the
-# model contract, e.g. RGNet's `topk_window`) keeps that K at any length.
+# about 20 minutes of 2 s clips at the official 75-clip windows. Beyond that the model reads the AUTO_TOP_K
+# best of the first stage, so the cost stops growing with the length; 8 is twice the smallest K (4) whose
+# first-stage recall stayed 1.00 at every length and clip length of bench/bench_long_video.py's sweep until
+# the planted moments faded to the noise's level (README, *Benchmarks*). An architecture with its own
+# retrieval and official K (`default_coarse_top_k` in the model contract, e.g. RGNet's `topk_window`) keeps
+# that K at any length.
 AUTO_ALL_WINDOWS = 16
 AUTO_TOP_K = 8
 CoarseTopK = int | str | None
