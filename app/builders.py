@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 # Every kind of number in one place, the CLI's too; the handlers and the layout use them as builders.format_*.
-from univtg_core import format_length, format_score, format_span, format_time, zoom_range  # noqa: F401
+from univtg_core import WindowSearch, format_length, format_score, format_span, format_time, zoom_range  # noqa: F401
 
 TABLE_HEADERS = ["#", "Start", "End", "Length", "Score", "Preview"]
 TABLE_DATATYPES = ["number", "str", "str", "str", "str", "markdown"]
@@ -443,9 +443,19 @@ def shown_result(prediction: Any, shown: Sequence[ShownMoment], *, nested: str, 
     return result
 
 
+def search_text(search: dict | None) -> str | None:
+    """The windows a long video's query read, from the result's `window_search` ("searched the 8 best of 97
+    windows (auto)"); None when it laid none (zero-shot over every clip) or the video is one window."""
+    if not search or int(search.get("total") or 0) <= 1:
+        return None
+    found = WindowSearch(**search)
+    return f"{found.describe()} ({found.asked})"
+
+
 def status_line(label: str, kind: str, n_moments: int, n_folded: int, info: dict | None, query_seconds: float,
-                mode: str) -> str:
-    """The line above the results: the query that ran, what came back, how long indexing and the query took.
+                mode: str, search: str | None = None) -> str:
+    """The line above the results: the query that ran, what came back, how long indexing and the query took,
+    and which windows of a long video were searched (`search_text`).
 
     `info` None: an example's answer kept from its first run, whose timings say nothing about this one."""
     if info is None:
@@ -460,7 +470,8 @@ def status_line(label: str, kind: str, n_moments: int, n_folded: int, info: dict
     moments = f"{n_moments} moment" + ("" if n_moments == 1 else "s")
     if n_folded:
         moments += f" ({n_folded} nested one{'' if n_folded == 1 else 's'} folded)"
-    return f"**Query ({kind}):** {label} · {moments} · {timings} · mode: {mode}"
+    searched = f" · {search}" if search else ""
+    return f"**Query ({kind}):** {label} · {moments} · {timings} · mode: {mode}{searched}"
 
 
 def progress_text(done: int, total: int, seconds_left: float | None = None) -> str:

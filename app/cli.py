@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="queries waiting at most; more are refused (default: %(default)s)")
     server.add_argument("--examples-dir", default=str(DEFAULT_EXAMPLES),
                         help="folder with examples.json; an empty string shows none (default: the bundled examples)")
+    model.add_argument("--coarse-top-k", default=_env("UNIVTG_COARSE_TOP_K", "auto"), metavar="auto|all|N",
+                       help="the windows of a long video the model reads, the page's default (users change it in "
+                            "Advanced options), or $UNIVTG_COARSE_TOP_K: auto (every window up to 16, the 8 best "
+                            "beyond; an architecture's own K), all, or the N best (default: %(default)s)")
     page = parser.add_argument_group("page")
     page.add_argument("--nested-moments", choices=("fold", "drop", "keep"),
                       default=_env("UNIVTG_NESTED_MOMENTS", "fold"),
@@ -128,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
                   for name in ("max_file_size", "disk_budget", "client_budget")}
     except ValueError as exc:
         parser.error(str(exc))
+    from univtg_core import OptionError, parse_coarse_top_k
+
+    try:
+        coarse_top_k = str(parse_coarse_top_k(args.coarse_top_k, name="--coarse-top-k"))
+    except OptionError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for ours in ("app", "univtg_core"):  # our own progress at INFO; third-party chatter only when it matters
         logging.getLogger(ours).setLevel(logging.INFO)
@@ -166,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = DiskBudget([uploads, sessions.root], total_bytes=limits["disk_budget"],
                         per_client_bytes=limits["client_budget"])
     demo = build_demo(grounder, max_duration=max_duration, examples_dir=args.examples_dir or None,
-                      sessions=sessions, assets=assets, options=PageOptions(nested=args.nested_moments),
-                      budget=budget)
+                      sessions=sessions, assets=assets, budget=budget,
+                      options=PageOptions(nested=args.nested_moments, coarse_top_k=coarse_top_k))
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     guard = Middleware(ServerGuard, served_roots=[uploads, Path(get_cache_folder()).resolve()], budget=budget,
                        max_upload_bytes=limits["max_file_size"], trust_forwarded=args.trust_proxy)

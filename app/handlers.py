@@ -23,6 +23,7 @@ import pandas as pd
 
 from univtg_core import (
     Moment,
+    OptionError,
     QueryError,
     UniVTGError,
     VideoReadError,
@@ -30,6 +31,7 @@ from univtg_core import (
     browser_playable,
     cut_clip,
     make_playable_copy,
+    parse_coarse_top_k,
     probe_playback,
     read_frames_at,
     summary_spans,
@@ -43,6 +45,8 @@ from .storage import DiskBudget
 logger = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 300  # the text box's limit; the API enforces the same one
+# The advanced option's choices (any other whole number is accepted too): auto is the core's rule.
+WINDOW_CHOICES = ("auto", "all", "4", "8", "16", "32")
 # How the progress bar names a video source when the model reads several (SlowFast + CLIP checkpoints).
 SOURCE_LABELS = {"clip": "CLIP", "slowfast": "SlowFast"}  # the bar of each source a model reads
 
@@ -56,6 +60,7 @@ class PageOptions:
     shade_top: int = 3  # moments shaded on the curve
     summary_shown: int = 24  # summary points in the gallery and the summary video, at most
     max_query_chars: int = MAX_QUERY_CHARS
+    coarse_top_k: str = "auto"  # the windows to search by default (`--coarse-top-k`); the user may change it
 
 
 def gpu_decorator(duration: int = 120) -> Callable[[Callable], Callable]:
@@ -82,7 +87,8 @@ class QueryHandler:
         self.budget = budget
         self._ground_on_device = gpu_decorator(gpu_seconds)(self._ground)
 
-    def _ground(self, video: str, text: str, image: str | None, progress: Any = None) -> tuple[dict, Any, float]:
+    def _ground(self, video: str, text: str, image: str | None, progress: Any = None,
+                coarse_top_k: int | str = "auto") -> tuple[dict, Any, float]:
         """Index (or load the cached index) and query: the only work that wants an accelerator."""
         sources = tuple(getattr(self.grounder, "sources", ("clip",)))
 
@@ -94,7 +100,7 @@ class QueryHandler:
 
         index = self.grounder.index(video, progress_for=report_for)
         started = time.perf_counter()
-        prediction = self.grounder.query(index, text=text or None, image=image)
+        prediction = self.grounder.query(index, text=text or None, image=image, coarse_top_k=coarse_top_k)
         info = {
             "n_clips": index.n_clips,
             "duration": float(index.info.duration),
@@ -102,6 +108,14 @@ class QueryHandler:
             "seconds": float(index.seconds),
         }
         return info, prediction, time.perf_counter() - started
+
+    def check_windows(self, coarse_top_k) -> int | str:
+        """The advanced option (auto, all or a whole number of windows), or one gr.Error before any work."""
+        try:
+            return parse_coarse_top_k(self.options.coarse_top_k if coarse_top_k in (None, "") else coarse_top_k,
+                                      name="Windows to search")
+        except OptionError as exc:
+            raise _error(str(exc), "Windows to search") from exc
 
     def check_query(self, video, text, image) -> str:
         """The inputs as the API and the page both accept them, or one gr.Error about what to change."""
@@ -115,16 +129,17 @@ class QueryHandler:
             raise _error("The query is empty: type what to look for, or give an example image.", "Empty query")
         return text
 
-    def answer(self, video, text, image, session: Session, progress) -> tuple:
+    def answer(self, video, text, image, session: Session, progress, coarse_top_k=None) -> tuple:
         """Everything one query shows, as data (shared by the UI event, the API and the examples cache)."""
         text = self.check_query(video, text, image)
+        windows = self.check_windows(coarse_top_k)
         video = session.original_of(video)
         logger.info("query on %s: text %s%s", builders.log_summary(Path(video).name, 60),
                     builders.log_summary(text), " + image" if image else "")
         pins = self.budget.pin(video, image) if self.budget is not None else _nothing()
         with pins:
             try:
-                info, prediction, query_seconds = self._ground_on_device(video, text, image, progress)
+                info, prediction, query_seconds = self._ground_on_device(video, text, image, progress, windows)
             except VideoTooLongError as exc:
                 raise _error(f"This video is too long for this app: {_plain(exc, video, image)}",
                              "Video too long") from exc
@@ -181,7 +196,7 @@ class QueryHandler:
         n_folded = len(result["folded_windows"])
         label = builders.query_label(text, Path(image).name if image else None)
         status = builders.status_line(label, kind, len(shown), n_folded, info, query_seconds,
-                                      self.grounder.mode)
+                                      self.grounder.mode, builders.search_text(result.get("window_search")))
         curve = pd.DataFrame(builders.curve_points(prediction))  # the builders stay pandas-free
         return result, rows, plot, gallery, summary_video, downloads, status, curve
 
@@ -193,11 +208,12 @@ class QueryHandler:
 
     # -- events -------------------------------------------------------------------------------------------
 
-    def predict(self, video, text="", image=None, session=None, request: gr.Request = None,
+    def predict(self, video, text="", image=None, coarse_top_k=None, session=None, request: gr.Request = None,
                 progress=gr.Progress()):  # noqa: B008
-        """Ground a query in a video. Inputs: the video file, a text query (may be empty), an image (optional)."""
+        """Ground a query in a video. Inputs: the video file, a text query (may be empty), an image (optional),
+        the windows of a long video to search (auto, all or a number)."""
         session = self._session(session, request)
-        return (*self.answer(video, text, image, session, progress), session)
+        return (*self.answer(video, text, image, session, progress, coarse_top_k), session)
 
     def predict_example(self, video, text, image, progress=gr.Progress()):  # noqa: B008
         return self.answer(video, text, image, self.sessions.open("examples"), progress)[:-1]  # not the curve
@@ -376,7 +392,7 @@ def example_status(result: dict | None, text: str | None, image: str | None) -> 
     return builders.status_line(builders.query_label(text, Path(image).name if image else None),
                                 result.get("query_kind") or builders.query_kind(text, image),
                                 len(_windows(result)), len(result.get("folded_windows") or []), None, 0.0,
-                                str(result.get("mode") or ""))
+                                str(result.get("mode") or ""), builders.search_text(result.get("window_search")))
 def query_cut_notice(prediction: Any) -> str | None:
     """The short notice for a text longer than the model reads (its official extractor's cut), else None."""
     if not getattr(prediction, "query_cut", False):

@@ -4,9 +4,9 @@
 by every user; what belongs to one browser session (its output folder) lives in `gr.State`. What the events
 do is in `app.handlers`, the page's CSS and player script in `app/static/` (read by `app.assets`).
 
-The one public endpoint is `/predict` (video, text="", image=None) -> predictions, moments, saliency_curve,
-highlight_and_summary_points, summary_video, downloads, status, saliency_per_clip (`view_api()` derives these
-names from the output components' labels); every other event is private (UI only).
+The one public endpoint is `/predict` (video, text="", image=None, coarse_top_k="auto") -> predictions,
+moments, saliency_curve, highlight_and_summary_points, summary_video, downloads, status, saliency_per_clip
+(`view_api()` derives these names from the output components' labels); every other event is private (UI only).
 """
 
 from __future__ import annotations
@@ -145,6 +145,15 @@ def build_demo(
                 with gr.Row():
                     submit = gr.Button("Find moments", variant="primary", elem_id="submit")
                     gr.ClearButton(value="Clear query", components=[text, image], elem_id="clear-query")
+                with gr.Accordion("Advanced options", open=False, elem_id="advanced"):
+                    # The windows of a long video the model reads (coarse-to-fine); auto is the core's rule.
+                    windows = gr.Dropdown(
+                        choices=list(dict.fromkeys([*handlers.WINDOW_CHOICES, options.coarse_top_k])),
+                        value=options.coarse_top_k, allow_custom_value=True,
+                        label="Windows to search", elem_id="coarse-top-k",
+                        info="auto: every window of a video up to 16 windows (about 20 min with a model), the 8 "
+                             "best beyond (or the model's own number); all: every window; or a number. "
+                             "Zero-shot reads every clip unless a number is given.")
                 example_block = None
                 if examples:
                     example_block = gr.Examples(
@@ -185,7 +194,7 @@ def build_demo(
         event = gr.on(
             triggers=[submit.click, text.submit],
             fn=queries.predict,
-            inputs=[video, text, image, session_state],
+            inputs=[video, text, image, windows, session_state],
             outputs=[*data_outputs, session_state],
             api_name="predict",
             show_progress_on=[status],  # one place for progress and for the one error message

@@ -128,7 +128,8 @@ def as_dict(value) -> dict:
 
 # The names `view_api()` gives /predict's inputs (name, label, optional?) and outputs (as it prints them, from
 # the output components' labels); README's gradio_client example unpacks the outputs by these names.
-PREDICT_INPUTS = [("video", "Video", False), ("text", "Text query", True), ("image", "Example image (optional)", True)]
+PREDICT_INPUTS = [("video", "Video", False), ("text", "Text query", True), ("image", "Example image (optional)", True),
+                  ("coarse_top_k", "Windows to search", True)]
 PREDICT_OUTPUTS = ["predictions", "moments", "saliency_curve", "highlight_and_summary_points", "summary_video",
                    "downloads", "status", "saliency_per_clip"]
 

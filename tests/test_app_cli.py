@@ -37,3 +37,25 @@ def test_a_size_that_is_not_one_stops_start_up(capsys):
     assert stopped.value.code == 2 and "not a size: 'lots'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--nested-moments", "hide"])
+
+
+def test_the_windows_to_search_default_is_a_flag_and_nonsense_stops_start_up(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from app.cli import main
+    from app.handlers import PageOptions
+    from app.layout import build_demo
+
+    monkeypatch.delenv("UNIVTG_COARSE_TOP_K", raising=False)
+    assert build_parser().parse_args([]).coarse_top_k == "auto"
+    monkeypatch.setenv("UNIVTG_COARSE_TOP_K", "12")
+    assert build_parser().parse_args([]).coarse_top_k == "12"
+    with pytest.raises(SystemExit) as stopped:
+        main(["--coarse-top-k", "many"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "--coarse-top-k must be 'auto', 'all' or a whole number" in err
+    # the page's control and the API's default follow the flag
+    grounder = SimpleNamespace(encoder=SimpleNamespace(is_random=True), mode="zero-shot", clip_len=2.0)
+    info = build_demo(grounder, options=PageOptions(coarse_top_k="12")).get_api_info()
+    (windows,) = [p for p in info["named_endpoints"]["/predict"]["parameters"] if p["parameter_name"] == "coarse_top_k"]
+    assert windows["parameter_default"] == "12"

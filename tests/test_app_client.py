@@ -94,6 +94,23 @@ def test_image_query_finds_the_planted_moment(client, server, inputs):
 
 
 @pytest.mark.slow
+def test_the_api_takes_the_windows_to_search(client, inputs):
+    """/predict's fourth input: zero-shot reads every clip by default (no windows in the answer); a number
+    lays the 150 s windows and says how many were searched (here the 30 s video is one window)."""
+    from gradio_client import handle_file
+
+    video, cyan = handle_file(str(inputs["video"])), handle_file(str(inputs["cyan"]))
+    default = as_dict(client.predict(video, "", cyan, api_name="/predict")[0])
+    assert "window_search" not in default
+    outputs = client.predict(video, "", cyan, "1", api_name="/predict")
+    result = as_dict(outputs[0])
+    assert result["window_search"] == {"searched": 1, "total": 1, "asked": "1", "rule": "K=1, as asked",
+                                       "first_stage": "cosine"}
+    assert iou(result["pred_relevant_windows"][0][:2], PLANTED) >= 0.8
+    assert as_dict(client.predict(video, "", cyan, "all", api_name="/predict")[0]).get("window_search") is None
+
+
+@pytest.mark.slow
 def test_bad_input_is_one_clear_error_and_the_server_keeps_serving(client, server, inputs):
     from gradio_client import handle_file
 
@@ -105,6 +122,9 @@ def test_bad_input_is_one_clear_error_and_the_server_keeps_serving(client, serve
          f"limit here is {format_length(MAX_DURATION)}"),
         ((handle_file(str(inputs["video"])), "", handle_file(str(inputs["broken"]))), "is not an image"),
         ((handle_file(str(inputs["video"])), "x" * 301, None), "has 301 characters; shorten it to at most 300"),
+        ((handle_file(str(inputs["video"])), "", handle_file(str(inputs["cyan"])), "many"),
+         "Windows to search must be 'auto', 'all' or a whole number"),
+        ((handle_file(str(inputs["video"])), "", handle_file(str(inputs["cyan"])), "0"), "got '0'"),
     ]
     for args, expected in cases:
         with pytest.raises(Exception) as caught:

@@ -82,7 +82,7 @@ def test_a_two_hour_film_through_the_api(film):
 
     url = film["server"].url
     path = upload(url, film["video"]).json()[0]
-    data = [{"path": path, "meta": {"_type": "gradio.FileData"}}, QUERY, None]
+    data = [{"path": path, "meta": {"_type": "gradio.FileData"}}, QUERY, None, "auto"]
     started = time.perf_counter()
     event = httpx.post(url + "gradio_api/call/predict", json={"data": data}, timeout=30).json()
     received = b""

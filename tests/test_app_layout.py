@@ -84,8 +84,8 @@ def test_the_api_names_every_input_and_output_as_readme_does():
     assert list(info["named_endpoints"]) == ["/predict"]  # UI events (player, picks, uploads) stay private
     params = info["named_endpoints"]["/predict"]["parameters"]
     assert [(p["parameter_name"], p["label"], p["parameter_has_default"]) for p in params] == PREDICT_INPUTS
-    assert [p.get("parameter_default") for p in params[1:]] == ["", None]
+    assert [p.get("parameter_default") for p in params[1:]] == ["", None, "auto"]
     assert output_names(info) == PREDICT_OUTPUTS
     unpacked, comment = _readme_example_outputs()
     assert unpacked == PREDICT_OUTPUTS
-    assert comment.startswith('predict(video, text, image, api_name="/predict")')
+    assert comment.startswith('predict(video, text, image, coarse_top_k, api_name="/predict")')

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -84,6 +85,54 @@ def test_a_two_hour_result_is_sized_for_a_screen(tmp_path, monkeypatch):
     assert Path(replot).stat().st_size < 250_000
 
 
+def test_the_windows_to_search_reach_the_core_and_the_status_says_what_was_searched(tmp_path, monkeypatch):
+    """The advanced option goes to `Grounder.query(coarse_top_k=)` as the core parses it; nonsense is one
+    gr.Error before the video is indexed; the status line and the JSON say which windows were searched."""
+    import gradio as gr
+
+    from app import handlers
+    from app.session import SessionStore
+    from univtg_core import WindowSearch
+
+    asked = []
+    searched = WindowSearch(searched=8, total=97, asked="auto", rule="auto: 97 windows, more than 16",
+                            first_stage="cosine")
+
+    class Grounder:
+        mode = "model"
+        sources = ("clip",)
+
+        def index(self, video, progress_for=None):
+            asked.append("index")
+            return SimpleNamespace(n_clips=3600, info=SimpleNamespace(duration=TWO_HOURS), from_cache=True,
+                                   seconds=0.1)
+
+        def query(self, index, text=None, image=None, coarse_top_k="auto"):
+            asked.append(coarse_top_k)
+            return replace(film_prediction(), mode="model", window_search=searched)
+
+    handler = handlers.QueryHandler(Grounder(), SessionStore(tmp_path / "sessions"))
+    for choice, passed in (("auto", "auto"), (None, "auto"), ("", "auto"), (" ALL", "all"), ("16", 16), (8, 8)):
+        asked.clear()
+        _info, prediction, _seconds = handler._ground("/videos/film.mp4", "a film query", None, None,
+                                                      handler.check_windows(choice))
+        assert asked == ["index", passed], choice
+    for bad in ("many", "0", "-4", "2.5"):
+        asked.clear()
+        with pytest.raises(gr.Error, match="Windows to search must be"):
+            handler.answer("/videos/film.mp4", "a film query", None, handler.sessions.open("x"), None, bad)
+        assert asked == []  # refused before any indexing
+
+    monkeypatch.setattr(handlers, "read_frames_at", lambda video, seconds, max_side=320: [None] * len(seconds))
+    monkeypatch.setattr(handlers, "cut_clip", lambda src, dst, start, end: Path(dst).write_bytes(b"\0"))
+    monkeypatch.setattr(handlers, "write_summary_video", lambda src, pred, dst: Path(dst).write_bytes(b"\0"))
+    info = {"n_clips": 3600, "duration": TWO_HOURS, "from_cache": True, "seconds": 0.4}
+    result, *_rest, status, _curve = handler.outputs("/videos/film.mp4", "a film query", None, prediction, info,
+                                                     1.5, handler.sessions.open("film"))
+    assert status.endswith("mode: model · searched the 8 best of 97 windows (auto)"), status
+    assert result["window_search"] == searched.to_dict()
+
+
 @pytest.mark.slow
 def test_a_long_video_through_the_api(app_server, tmp_path):
     """A 3-minute video (1 fps, 64x36): the planted moment is found where it is, the answer is small."""
@@ -100,7 +149,7 @@ def test_a_long_video_through_the_api(app_server, tmp_path):
     Image.fromarray(np.full((32, 32, 3), CYAN, dtype=np.uint8)).save(image)
     files = [upload(app_server.url, path).json()[0] for path in (video, image)]
     data = [{"path": files[0], "meta": {"_type": "gradio.FileData"}}, "",
-            {"path": files[1], "meta": {"_type": "gradio.FileData"}}]
+            {"path": files[1], "meta": {"_type": "gradio.FileData"}}, "auto"]
     started = time.perf_counter()
     event = httpx.post(app_server.url + "gradio_api/call/predict", json={"data": data}, timeout=30).json()
     received = b""

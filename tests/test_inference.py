@@ -117,6 +117,35 @@ def test_temporal_nms_keeps_order_and_top_k():
     assert kept.tolist() == [1, 3]
 
 
+def _nms_reference(windows, scores, threshold, top_k=None) -> list[int]:
+    """The greedy NMS written the plain way (one IoU row against every kept window per candidate)."""
+    windows = np.asarray(windows, dtype=np.float64).reshape(-1, 2)
+    kept: list[int] = []
+    for idx in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
+        if top_k is not None and len(kept) >= top_k:
+            break
+        if kept and temporal_iou(windows[idx][None], windows[kept]).max() >= threshold:
+            continue
+        kept.append(int(idx))
+    return kept
+
+
+def test_temporal_nms_equals_the_plain_greedy_loop_on_ties_empty_spans_and_every_threshold():
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        n = int(rng.integers(0, 40))
+        starts = rng.uniform(0, 50, n)
+        lengths = rng.choice([0.0, 0.5, 2.0, 10.0], n) * rng.uniform(0, 1, n)
+        windows = np.stack([starts, starts + lengths], 1)
+        if trial % 3 == 0:
+            windows = np.round(windows)  # exact duplicates and touching spans
+        scores = rng.integers(0, 4, n).astype(float)  # many ties: the stable order decides
+        threshold = float(rng.choice([0.0, 0.3, 0.5, 0.7, 1.0]))
+        top_k = [None, 0, 1, 3, 10][trial % 5]
+        assert temporal_nms(windows, scores, threshold, top_k).tolist() == \
+            _nms_reference(windows, scores, threshold, top_k), trial
+
+
 def test_summary_points_respect_budget_and_spread():
     saliency = np.zeros(100)
     saliency[10:14] = [5, 6, 7, 6]

@@ -6,6 +6,7 @@ Importing the package pulls in neither training, datasets, nor the UI; heavy pie
 from .errors import (
     CheckpointError,
     EncoderWeightsError,
+    OptionError,
     QueryError,
     StillImageError,
     StoreError,
@@ -17,7 +18,7 @@ from .errors import (
     VideoTooShortError,
 )
 from .query import Query
-from .results import Moment, Prediction
+from .results import Moment, Prediction, WindowSearch
 
 __all__ = [
     "CheckpointError",
@@ -26,6 +27,7 @@ __all__ = [
     "FeatureStore",
     "Grounder",
     "Moment",
+    "OptionError",
     "Prediction",
     "Query",
     "QueryError",
@@ -39,6 +41,7 @@ __all__ = [
     "VideoReadError",
     "VideoTooLongError",
     "VideoTooShortError",
+    "WindowSearch",
     "curve_view",
     "browser_playable",
     "cut_clip",
@@ -53,6 +56,7 @@ __all__ = [
     "load_clip_encoder",
     "load_model",
     "make_playable_copy",
+    "parse_coarse_top_k",
     "probe_playback",
     "read_guidance",
     "read_frames_at",
@@ -77,6 +81,7 @@ _LAZY = {
     "load_slowfast_encoder": "slowfast",
     "ground": "inference",
     "read_guidance": "guidance",
+    "parse_coarse_top_k": "long_video",  # front ends check the auto / all / K choice before a long index
     # what a front end shows besides the prediction: thumbnails, clips, the summary video, times
     "read_frames_at": "video",
     "cut_clip": "media",

@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--nms", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     predict.add_argument("--summary-budget", type=float, default=0.15,
                          help="share of the video the summary points may cover (default 0.15)")
+    _add_window_choice(predict)
     _add_model_options(predict)
 
     index = sub.add_parser("index", help="precompute and cache features for a video or a folder of videos")
@@ -129,13 +130,41 @@ def _add_long_video_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=None,
                         help="clips per window (default: the model's; zero-shot: 150 s with --coarse-top-k)")
     parser.add_argument("--stride", type=int, default=None, help="clips between window starts (default half)")
-    parser.add_argument("--coarse-top-k", type=int, default=None,
-                        help="run the model on the K best windows of the first stage only (default: all)")
+    _add_window_choice(parser)
     parser.add_argument("--guidance", default=None, help="guidance score pickle (the seed's format, read safely)")
     parser.add_argument("--guidance-fps", type=float, default=5.0,
                         help="rate of the guidance windows' indices (5 for the published MAD files)")
     parser.add_argument("--fusion", choices=("sum", "product"), default="sum",
                         help="window score + model confidence, min-max normalised (sum), or their product")
+
+
+def _add_window_choice(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--coarse-top-k", default="auto", metavar="auto|all|N",
+                        help="windows of a long video the model reads: auto (default: every window up to 16, the "
+                             "8 best of the first stage beyond; an architecture's own K, e.g. RGNet's; zero-shot: "
+                             "every clip), all, or the N best")
+
+
+def _window_choice(args):
+    """The --coarse-top-k value as ground() takes it, or one error line before anything loads."""
+    from .long_video import parse_coarse_top_k
+
+    return parse_coarse_top_k(args.coarse_top_k, name="--coarse-top-k")
+
+
+def _search_line(searches: list) -> str | None:
+    """What the model read, over one or many predictions: "searched the 8 best of 97 windows (auto: ...)"."""
+    searches = [s for s in searches if s is not None]
+    if not searches:
+        return None
+    first = searches[0]
+    if all((s.searched, s.total, s.rule) == (first.searched, first.total, first.rule) for s in searches):
+        by = f"; by {first.first_stage}" if first.first_stage and first.searched < first.total else ""
+        return f"{first.describe()} ({first.rule}{by})"
+    read = sorted({s.searched for s in searches})
+    total = sorted({s.total for s in searches})
+    return (f"searched {read[0]}-{read[-1]} of {total[0]}-{total[-1]} windows per query "
+            f"(--coarse-top-k {first.asked})")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -246,6 +275,9 @@ def _print_prediction(pred, top_k: int) -> None:
     for rank, m in enumerate(pred.moments[:top_k], 1):
         span = format_span(m.start, m.end, pred.duration)
         print(f"  {rank:>2}  {span:<17}  {f'{m.start:.1f}–{m.end:.1f}':<15}  {format_score(m.score):>7}")
+    search = _search_line([pred.window_search])
+    if search:
+        print(f"  windows: {search}")
     print(f"  top highlight: {hms(pred.highlight)}")
     print(f"  summary: {', '.join(hms(t) for t in pred.summary)}")
 
@@ -290,15 +322,17 @@ def _check_video(args, path) -> None:
 
 
 def run_predict(args) -> int:
+    choice = _window_choice(args)
     _check_queries(args)
     _check_video(args, args.video)
     _check_resume(args)
     grounder = _grounder(args, top_k=args.top_k, nms_threshold=args.nms, summary_budget=args.summary_budget)
     index = _index_one(grounder, Path(args.video), _bars_wanted(args))
     print(_describe_index(index))
-    predictions = [grounder.query(index, text=text) for text in args.query]
+    predictions = [grounder.query(index, text=text, coarse_top_k=choice) for text in args.query]
     for image in args.query_image:
-        pred = grounder.query(index, image=image)  # an unreadable image is a QueryError naming the file
+        # an unreadable image is a QueryError naming the file
+        pred = grounder.query(index, image=image, coarse_top_k=choice)
         predictions.append(_relabel(pred, f"[image] {Path(image).name}"))
     lines = []
     for pred in predictions:
@@ -375,6 +409,7 @@ def run_predict_split(args) -> int:
     from .training.data import FeatureStore as FeatureReader
     from .training.data import infer_clip_length, load_jsonl
 
+    choice = _window_choice(args)
     records = load_jsonl(args.jsonl)
     if not records:
         raise UniVTGError(f"{args.jsonl} holds no queries")
@@ -407,13 +442,13 @@ def run_predict_split(args) -> int:
         guidance = read_guidance(args.guidance, fps=args.guidance_fps)
     options = SplitOptions(clip_len=float(clip_len), text_field=args.text_field,
                            sentence_field=args.sentence_field or None, window=args.window, stride=args.stride,
-                           coarse_top_k=args.coarse_top_k, fusion=args.fusion, nms_threshold=args.nms,
+                           coarse_top_k=choice, fusion=args.fusion, nms_threshold=args.nms,
                            top_k=args.top_k)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     bar = tqdm(total=len(records), desc="queries", unit="query", file=sys.stderr, disable=None)
-    written = 0
+    written, searches = 0, []
     try:
         with tmp.open("w", encoding="utf-8") as handle:
             for pred in predict_split(records, videos, texts, options, model=model, sentences=sentences,
@@ -423,12 +458,16 @@ def run_predict_split(args) -> int:
                     record.pop("pred_saliency_scores", None)
                 handle.write(json.dumps(record) + "\n")
                 written += 1
+                searches.append(pred.window_search)
         tmp.replace(out)
     finally:
         bar.close()
         tmp.unlink(missing_ok=True)
     mode = "zero-shot" if model is None else model.architecture
     print(f"wrote {written} predictions ({mode}, clips of {clip_len:g} s) to {out}")
+    search = _search_line(searches)
+    if search:
+        print(f"windows: {search}")
     return 0
 
 

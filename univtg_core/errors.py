@@ -29,6 +29,11 @@ class QueryError(UniVTGError):
     """The query is empty or unusable."""
 
 
+class OptionError(UniVTGError, ValueError):
+    """An option's value is not one of those accepted (the message lists them); a ValueError too, so callers
+    that validated arguments with ValueError keep working."""
+
+
 class CheckpointError(UniVTGError):
     """The checkpoint cannot be read or does not fit the encoder."""
 

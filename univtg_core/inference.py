@@ -20,7 +20,7 @@ from . import long_video as lv
 from . import postprocess
 from .errors import CheckpointError, QueryError
 from .guidance import GuidanceRecord
-from .models._contract import QueryInput, WindowOutput
+from .models._contract import GroundingModel, QueryInput, WindowOutput
 from .query import Query
 from .results import Moment, Prediction
 from .similarity import cosine_curve as _cosine_curve
@@ -58,11 +58,21 @@ def _batches(grid: lv.WindowGrid, order: np.ndarray, chunk: int):
 
 
 def _window_batch(video: np.ndarray, grid: lv.WindowGrid, rows: np.ndarray) -> np.ndarray:
+    """(B, L, D) clips of the given windows, zero-padded to the longest (one gather when all are full)."""
     lengths = grid.lengths[rows]
-    batch = np.zeros((len(rows), int(lengths.max()), video.shape[1]), dtype=np.float32)
+    longest = int(lengths.max())
+    if (lengths == longest).all():
+        return video[grid.starts[rows][:, None] + np.arange(longest)]
+    batch = np.zeros((len(rows), longest, video.shape[1]), dtype=np.float32)
     for i, w in enumerate(rows.tolist()):
         batch[i, : lengths[i]] = video[grid.starts[w] : grid.ends[w]]
     return batch
+
+
+def _implements(model, method: str) -> bool:
+    """Whether the architecture has its own version of an optional contract method (not the default)."""
+    own = getattr(type(model), method, None)
+    return own is not None and own is not getattr(GroundingModel, method)
 
 
 def _call(method, batch: np.ndarray, query: QueryInput, clip_len: float, lengths: np.ndarray, ragged: bool):
@@ -74,6 +84,8 @@ def _call(method, batch: np.ndarray, query: QueryInput, clip_len: float, lengths
 def learned_window_scores(model, video: np.ndarray, query: QueryInput, grid: lv.WindowGrid, clip_len: float,
                           chunk: int = DEFAULT_CHUNK) -> np.ndarray | None:
     """The architecture's own first stage over every window (its `window_scores`), or None when it has none."""
+    if not _implements(model, "window_scores"):
+        return None  # the contract's default: no need to build a batch to hear it
     parts = []
     for rows, lengths, ragged in _batches(grid, np.arange(len(grid)), chunk):
         scores = _call(model.window_scores, _window_batch(video, grid, rows), query, clip_len, lengths, ragged)
@@ -91,13 +103,15 @@ def run_windows(model, video: np.ndarray, query: QueryInput, grid: lv.WindowGrid
     for rows, lengths, ragged in _batches(grid, kept, chunk):
         out = _call(model.predict_windows, _window_batch(video, grid, rows), query, clip_len, lengths, ragged)
         parts.append(out)
-        for i, w in enumerate(rows.tolist()):
-            row_spans, row_scores = out.candidates(i)
-            start = int(grid.starts[w])
-            spans.append(np.asarray(row_spans, dtype=np.float64).reshape(-1, 2) + start * clip_len)
-            scores.append(np.asarray(row_scores, dtype=np.float64).reshape(-1))
-            owner.append(np.full(len(row_scores), w, dtype=np.int64))
-            stitcher.add(start, np.asarray(out.saliency[i], dtype=np.float64)[: lengths[i]])
+        # every row's candidates at once: window-local seconds moved by the window's start, padding left out
+        windows = np.asarray(out.windows, dtype=np.float64).reshape(len(rows), -1, 2)
+        row_scores = np.asarray(out.scores, dtype=np.float64).reshape(len(rows), -1)
+        offset = (grid.starts[rows] * clip_len)[:, None, None]
+        valid = np.ones(row_scores.shape, bool) if out.valid is None else np.asarray(out.valid, bool)
+        spans.append((windows + offset)[valid])
+        scores.append(row_scores[valid])
+        owner.append(np.broadcast_to(rows[:, None], valid.shape)[valid].astype(np.int64))
+        stitcher.add_rows(grid.starts[rows], np.asarray(out.saliency, dtype=np.float64), lengths)
     return WindowRun(np.concatenate(spans), np.concatenate(scores), np.concatenate(owner), _concat(parts),
                      stitcher, query)
 
@@ -184,7 +198,7 @@ def ground(
     query_sentence: np.ndarray | None = None,
     window: int | None = None,
     stride: int | None = None,
-    coarse_top_k: int | None = None,
+    coarse_top_k: int | str | None = None,
     guidance: GuidanceRecord | tuple | None = None,
     *,
     fusion: lv.Fusion = "sum",
@@ -206,8 +220,11 @@ def ground(
     window / stride: clips per window and between window starts (default: the model's `input_spec.window`
         and half of it; zero-shot needs windows only for `coarse_top_k`, 150 s by default). An architecture
         with its own window layout (`window_grid`) uses it instead.
-    coarse_top_k: None runs every window; K runs only the K best windows of the first stage (zero-shot: keeps
-        only moments inside them, scored on the film's one scale).
+    coarse_top_k: None or "all" runs every window; K runs only the K best windows of the first stage
+        (zero-shot: keeps only moments inside them, scored on the film's one scale); "auto" (the front ends'
+        default) picks by `long_video.choose_top_k`: the architecture's own K if it has one, else every
+        window up to 16 and the 8 best beyond; zero-shot then reads every clip. What was read comes back in
+        `Prediction.window_search`.
     guidance: one query's guidance record (`read_guidance(path)[qid]`, or (windows seconds, scores)): the first
         stage, and fused into the moment scores.
     fusion: "sum" (min-max normalised window score + model confidence) or "product".
@@ -221,8 +238,7 @@ def ground(
         raise ValueError(f"clip_len must be a positive number of seconds; got {clip_len!r}")
     if fusion not in ("sum", "product"):
         raise ValueError(f"fusion must be 'sum' or 'product'; got {fusion!r}")
-    if coarse_top_k is not None and int(coarse_top_k) < 1:
-        raise ValueError(f"coarse_top_k must be None or at least 1; got {coarse_top_k}")
+    choice = lv.parse_coarse_top_k(coarse_top_k)  # OptionError (a ValueError) for anything else
     asked = _as_query(query, query_sentence)
     label = label if label is not None else (asked.text or asked.label)
     guidance = _guidance(guidance)
@@ -230,13 +246,13 @@ def ground(
     duration = float(duration) if duration is not None else n_clips * clip_len
 
     if model is None:
-        rows, saliency, read, cut = _zero_shot(video_feats, asked, clip_len, duration, window, stride, coarse_top_k,
-                                               guidance, fusion, guidance_rule, nms_threshold, top_k)
+        rows, saliency, read, cut, search = _zero_shot(video_feats, asked, clip_len, duration, window, stride, choice,
+                                                       guidance, fusion, guidance_rule, nms_threshold, top_k)
         mode = "zero-shot"
     else:
-        rows, saliency, read, cut = _with_model(model, video_feats, asked, clip_len, duration, window, stride,
-                                                coarse_top_k, guidance, fusion, guidance_rule, nms_threshold, top_k,
-                                                chunk)
+        rows, saliency, read, cut, search = _with_model(model, video_feats, asked, clip_len, duration, window, stride,
+                                                        choice, guidance, fusion, guidance_rule, nms_threshold,
+                                                        top_k, chunk)
         mode = "model"
 
     return Prediction(
@@ -252,10 +268,11 @@ def ground(
         tokens_read=read,
         query_tokens=asked.text_tokens,
         query_cut=cut,
+        window_search=search,
     )
 
 
-def _zero_shot(video, asked: Query, clip_len, duration, window, stride, coarse_top_k, guidance, fusion,
+def _zero_shot(video, asked: Query, clip_len, duration, window, stride, choice, guidance, fusion,
                guidance_rule, nms_threshold, top_k):
     if asked.embedding is None:
         raise QueryError("zero-shot compares the clips with the query's joint-space embedding, and this query has "
@@ -269,11 +286,12 @@ def _zero_shot(video, asked: Query, clip_len, duration, window, stride, coarse_t
     n_clips = len(video)
     read = asked.embedding_tokens
     cut = bool(asked.text_tokens is not None and read is not None and asked.text_tokens > read)
-    if coarse_top_k is None and guidance is None:
+    if not isinstance(choice, int) and guidance is None:  # "auto" and "all": every clip, no windows
         moments = postprocess.zero_shot_moments(saliency, clip_len, duration, nms_threshold, top_k, raw=cosine)
-        return moments, saliency, read, cut
+        return moments, saliency, read, cut, None
     size = int(window) if window is not None else max(1, round(lv.DEFAULT_WINDOW_SECONDS / clip_len))
     grid = lv.sliding_windows(n_clips, size, stride)
+    coarse_top_k, rule = lv.choose_top_k(choice, len(grid), zero_shot=True)
     firsts, lasts, scores = postprocess.zero_shot_runs(saliency, raw=cosine)
     tiebreak = None
     if guidance is not None:
@@ -290,7 +308,8 @@ def _zero_shot(video, asked: Query, clip_len, duration, window, stride, coarse_t
         run_window = window_max(clip_scores, firsts, lasts - firsts + 1)
         scores = lv.fuse(scores, run_window, window_scores, fusion)
     spans = np.stack([firsts * clip_len, (lasts + 1) * clip_len], axis=1).astype(np.float64)
-    return postprocess.rank_moments(spans, scores, duration, nms_threshold, top_k), saliency, read, cut
+    search = lv.window_search(choice, coarse_top_k, len(grid), rule, "guidance" if guidance is not None else "cosine")
+    return postprocess.rank_moments(spans, scores, duration, nms_threshold, top_k), saliency, read, cut, search
 
 
 def _guidance_stage(guidance, grid: lv.WindowGrid, clip_len: float, rule: str):
@@ -299,7 +318,7 @@ def _guidance_stage(guidance, grid: lv.WindowGrid, clip_len: float, rule: str):
     return scores, lv.guidance_scores(guidance, grid, clip_len, "mean") if rule == "max" else None
 
 
-def _with_model(model, video_feats, asked: Query, clip_len, duration, window, stride, coarse_top_k, guidance,
+def _with_model(model, video_feats, asked: Query, clip_len, duration, window, stride, choice, guidance,
                 fusion, guidance_rule, nms_threshold, top_k, chunk):
     video = _check_video(model, video_feats)
     if asked.tokens is None or len(asked.tokens) == 0:
@@ -324,29 +343,34 @@ def _with_model(model, video_feats, asked: Query, clip_len, duration, window, st
         grid = lv.WindowGrid.from_array(own, n_clips)
     else:
         grid = lv.sliding_windows(n_clips, window or model.input_spec.window or n_clips, stride)
+    coarse_top_k, rule = lv.choose_top_k(choice, len(grid), getattr(model, "default_coarse_top_k", None))
 
     # The first stage: guidance when given, else the architecture's own window score, else (only when
     # windows are to be chosen) CONE's best cosine in CLIP's joint space.
-    window_scores = clip_scores = tiebreak = None
+    window_scores = clip_scores = tiebreak = first_stage = None
     if guidance is not None:
         window_scores, tiebreak = _guidance_stage(guidance, grid, clip_len, guidance_rule)
         clip_scores = lv.guidance_clip_scores(guidance, n_clips, clip_len)
+        first_stage = "guidance"
     else:
         window_scores = learned_window_scores(model, video, prepared, grid, clip_len, chunk)
         if window_scores is not None:
             clip_scores = lv.spread_to_clips(window_scores, grid)
-        elif coarse_top_k is not None and coarse_top_k < len(grid):
+            first_stage = "model"
+        elif coarse_top_k is not None:
             if asked.embedding is None or asked.embedding.shape[-1] != video.shape[1]:
                 raise QueryError("coarse_top_k needs the query's joint-space embedding (a Query from the encoder) "
                                  "or guidance scores, to choose the windows the model reads")
             clip_scores = _cosine_curve(video, asked.embedding)
             window_scores = lv.cosine_window_scores(clip_scores, grid)
+            first_stage = "cosine"
     ranked = lv.select_windows(window_scores, coarse_top_k, tiebreak) if window_scores is not None else \
         np.arange(len(grid))
     in_time = np.sort(ranked)
     run = run_windows(model, video, prepared, grid, in_time, clip_len, chunk)
     saliency = run.stitcher.curve(fill=clip_scores)
-    logger.debug("model ran on %d of %d windows", len(ranked), len(grid))
+    search = lv.window_search(choice, coarse_top_k, len(grid), rule, first_stage)
+    logger.debug("model: %s (%s)", search.describe(), rule)
 
     own_rank = model.rank_moments(_take(run.outputs, np.searchsorted(in_time, ranked)), grid.starts[ranked], clip_len)
     if own_rank is not None:
@@ -355,11 +379,12 @@ def _with_model(model, video_feats, asked: Query, clip_len, duration, window, st
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         keep = spans[:, 1] - spans[:, 0] > 1e-3
         rows = np.concatenate([spans[keep], scores[keep, None]], axis=1)[:top_k]
-        return rows, saliency, prepared.rows_read, cut
+        return rows, saliency, prepared.rows_read, cut, search
 
     spans, scores, owner = run.spans, run.scores, run.owner
     cut_off = lv.cut_by_window_edge(spans, owner, grid, in_time, clip_len)
     spans, scores, owner = spans[~cut_off], scores[~cut_off], owner[~cut_off]
     if window_scores is not None and len(scores):
         scores = lv.fuse(scores, window_scores[owner], window_scores, fusion)
-    return postprocess.rank_moments(spans, scores, duration, nms_threshold, top_k), saliency, prepared.rows_read, cut
+    rows = postprocess.rank_moments(spans, scores, duration, nms_threshold, top_k)
+    return rows, saliency, prepared.rows_read, cut, search

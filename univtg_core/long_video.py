@@ -13,12 +13,27 @@ from typing import Literal
 
 import numpy as np
 
+from .errors import OptionError
 from .guidance import GuidanceRecord, guidance_window_scores
+from .results import WindowSearch
 from .similarity import window_max
 
 # Zero-shot has no training window: with coarse_top_k its windows span what the official checkpoints read.
 DEFAULT_WINDOW_SECONDS = 150.0
 Fusion = Literal["sum", "product"]
+
+# The `coarse_top_k="auto"` rule (what the app and the CLI use by default). A video of at most
+# AUTO_ALL_WINDOWS windows has every one read: that is one forward of ground()'s default chunk (16 windows),
+# about 20 minutes of 2 s clips at the official 75-clip windows. Beyond that the model reads the AUTO_TOP_K
+# best of the first stage, so the cost stops growing with the length; 8 is twice the smallest K (4) whose
+# first-stage recall stayed 1.00 at every length and clip length of bench/bench_long_video.py's sweep until
+# the planted moments faded to the noise's level (README, *Benchmarks*). An architecture with its own
+# retrieval and official K (`default_coarse_top_k` in the model contract, e.g. RGNet's `topk_window`) keeps
+# that K at any length.
+AUTO_ALL_WINDOWS = 16
+AUTO_TOP_K = 8
+CoarseTopK = int | str | None
+_CHOICES = "'auto', 'all' or a whole number of windows (1 or more)"
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,56 @@ def sliding_windows(n_clips: int, window: int, stride: int | None = None) -> Win
 def window_starts(n_clips: int, window: int) -> list[int]:
     """Start clips of half-overlapping windows of exactly `window` clips that cover [0, n_clips)."""
     return sliding_windows(n_clips, window).starts.tolist()
+
+
+# ------------------------------------------------------------------------------ how many windows to read
+def parse_coarse_top_k(value: CoarseTopK, name: str = "coarse_top_k") -> int | str:
+    """A front end's coarse-to-fine choice as ground() takes it: "auto", "all" (None too) or K >= 1 (an int
+    or its digits). Anything else raises OptionError, one line naming `name`, what was given and what is
+    accepted."""
+    if value is None:
+        return "all"
+    if isinstance(value, (bool, np.bool_)):
+        raise OptionError(f"{name} must be {_CHOICES}; got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        k = int(value)
+    else:
+        text = str(value).strip().lower()
+        if text in ("auto", "all"):
+            return text
+        k = int(text) if text.isdigit() else 0
+    if k < 1:
+        raise OptionError(f"{name} must be {_CHOICES}; got {value!r}")
+    return k
+
+
+def choose_top_k(choice: CoarseTopK, n_windows: int, default_k: int | None = None,
+                 zero_shot: bool = False) -> tuple[int | None, str]:
+    """The K windows to read (None: every one) for a parsed-or-raw `choice` on a grid of `n_windows`, and the
+    rule in words. "auto": the architecture's own K (`default_k`) when it has one; else every window up to
+    AUTO_ALL_WINDOWS and the AUTO_TOP_K best beyond; in zero-shot every clip (no windows). "all": every window.
+    K: the K best (every window when K >= n_windows)."""
+    choice = parse_coarse_top_k(choice)
+    if choice == "all":
+        return None, "every window, as asked"
+    if choice == "auto":
+        if zero_shot:
+            return None, "auto: zero-shot reads every clip"
+        if default_k is not None:
+            return (int(default_k) if int(default_k) < n_windows else None), \
+                f"auto: the architecture's own K={int(default_k)}"
+        if n_windows <= AUTO_ALL_WINDOWS:
+            return None, f"auto: {n_windows} window{'s' if n_windows != 1 else ''}, at most {AUTO_ALL_WINDOWS}"
+        return AUTO_TOP_K, f"auto: {n_windows} windows, more than {AUTO_ALL_WINDOWS}"
+    return (choice if choice < n_windows else None), f"K={choice}, as asked"
+
+
+def window_search(choice: CoarseTopK, top_k: int | None, n_windows: int, rule: str,
+                  first_stage: str | None) -> WindowSearch:
+    """The record of what was read, for the Prediction (and the front ends' status lines)."""
+    asked = parse_coarse_top_k(choice)
+    searched = n_windows if top_k is None else min(int(top_k), n_windows)
+    return WindowSearch(searched=searched, total=n_windows, asked=str(asked), rule=rule, first_stage=first_stage)
 
 
 # -------------------------------------------------------------------------------------------- first stage
@@ -204,6 +269,11 @@ class SaliencyStitcher:
         values = np.asarray(values, dtype=np.float64)
         self.total[start : start + len(values)] += values
         self.count[start : start + len(values)] += 1
+
+    def add_rows(self, starts: np.ndarray, values: np.ndarray, lengths: np.ndarray) -> None:
+        """A batch of windows: row i's first `lengths[i]` values from clip `starts[i]` (padding left out)."""
+        for start, row, n in zip(np.asarray(starts).tolist(), values, np.asarray(lengths).tolist()):
+            self.add(start, row[:n])
 
     def curve(self, fill: np.ndarray | None = None) -> np.ndarray:
         """The stitched curve. Clips outside every window take `fill` (the first stage's per-clip score)

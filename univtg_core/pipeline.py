@@ -125,10 +125,11 @@ class Grounder:
         return query
 
     def query(self, index: VideoIndex, text: str | None = None, image=None, *, window: int | None = None,
-              stride: int | None = None, coarse_top_k: int | None = None, guidance=None,
+              stride: int | None = None, coarse_top_k: int | str | None = "auto", guidance=None,
               fusion: str = "sum") -> Prediction:
         """One query on an indexed video, at any length; the options are `ground()`'s (coarse-to-fine with
-        `coarse_top_k`, guidance score records, the fusion rule)."""
+        `coarse_top_k`, guidance score records, the fusion rule). A front end's default is "auto": a long
+        video's model reads only the best windows (`long_video.choose_top_k`); "all" reads every one."""
         asked = self.encode_query(text, image)
         return ground(index.features, asked, clip_len=index.clip_len, model=self.model, window=window,
                       stride=stride, coarse_top_k=coarse_top_k, guidance=guidance, fusion=fusion,

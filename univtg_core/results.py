@@ -25,6 +25,34 @@ class Moment:
         return [round(float(self.start), digits), round(float(self.end), digits), round(float(self.score), digits)]
 
 
+@dataclass(frozen=True)
+class WindowSearch:
+    """Which windows of a long video were read: `searched` of `total`, how they were picked and why that many.
+
+    asked: the choice as given ("auto", "all" or the K asked, as text); first_stage: what ranked the windows
+    ("cosine", "guidance", "model": the architecture's own retrieval; None when every window was read
+    unranked); rule: why this many, in words (e.g. "auto: 97 windows, more than 16").
+    """
+
+    searched: int
+    total: int
+    asked: str
+    rule: str
+    first_stage: str | None = None
+
+    def describe(self) -> str:
+        """e.g. "searched the 8 best of 97 windows", "searched all 8 windows", "searched the one window"."""
+        if self.total == 1:
+            return "searched the one window"
+        if self.searched >= self.total:
+            return f"searched all {self.total} windows"
+        return f"searched the {self.searched} best of {self.total} windows"
+
+    def to_dict(self) -> dict:
+        return {"searched": int(self.searched), "total": int(self.total), "asked": self.asked, "rule": self.rule,
+                "first_stage": self.first_stage}
+
+
 @dataclass(frozen=True, eq=False)
 class Prediction:
     """Everything one query gives: moments (best first), the saliency curve, highlight and summary points.
@@ -48,6 +76,9 @@ class Prediction:
     tokens_read: int | None = None
     query_tokens: int | None = None
     query_cut: bool = False
+    # The windows of a long video that were read (coarse-to-fine, or all of them); None when none were laid
+    # (zero-shot over every clip).
+    window_search: WindowSearch | None = None
 
     @property
     def top(self) -> Moment | None:
@@ -88,6 +119,8 @@ class Prediction:
             if self.query_tokens is not None:
                 record["query_tokens"] = int(self.query_tokens)
             record["query_cut"] = bool(self.query_cut)
+        if self.window_search is not None:
+            record["window_search"] = self.window_search.to_dict()
         return record
 
     def to_json_line(self) -> str:

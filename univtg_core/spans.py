@@ -27,11 +27,23 @@ def temporal_nms(windows: np.ndarray, scores: np.ndarray, iou_threshold: float, 
     windows = np.asarray(windows, dtype=np.float64).reshape(-1, 2)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     order = np.argsort(-scores, kind="stable")
+    limit = len(order) if top_k is None else max(int(top_k), 0)
+    # The greedy loop on Python floats: a candidate meets at most `top_k` kept ones, so one small numpy call
+    # per candidate (what this was) cost more than the arithmetic; the IEEE float64 steps are temporal_iou's.
     kept: list[int] = []
-    for idx in order:
-        if top_k is not None and len(kept) >= top_k:
+    kept_spans: list[tuple[float, float, float]] = []
+    for idx, start, end in zip(order.tolist(), windows[order, 0].tolist(), windows[order, 1].tolist()):
+        if len(kept) >= limit:
             break
-        if kept and temporal_iou(windows[idx][None], windows[kept]).max() >= iou_threshold:
-            continue
-        kept.append(int(idx))
+        length = end - start
+        for k_start, k_end, k_length in kept_spans:
+            inter = min(end, k_end) - max(start, k_start)
+            if inter < 0:
+                inter = 0.0
+            union = length + k_length - inter
+            if (inter / union if union > 0 else 0.0) >= iou_threshold:
+                break
+        else:
+            kept.append(idx)
+            kept_spans.append((start, end, length))
     return np.asarray(kept, dtype=np.int64)

@@ -33,7 +33,7 @@ class SplitOptions:
     sentence_field: str | None = "pooler_output"
     window: int | None = None
     stride: int | None = None
-    coarse_top_k: int | None = None
+    coarse_top_k: int | str | None = None  # ground()'s: None / "all", "auto" or K
     fusion: str = "sum"
     nms_threshold: float = 0.7
     top_k: int = 10

@@ -145,6 +145,13 @@ class GroundingModel:
         rows longer than it rather than read inexact rows."""
         return None
 
+    @property
+    def default_coarse_top_k(self) -> int | None:
+        """How many windows `coarse_top_k="auto"` reads at any length for an architecture with its own learned
+        retrieval and an official K (RGNet: its checkpoint's `topk_window`), or None: then auto is the
+        product's generic rule (`long_video.choose_top_k`: every window up to 16, the 8 best beyond)."""
+        return None
+
     def query_text(self, text: str) -> str:
         """The text as this architecture's official text extractor fed it to CLIP (front ends encode this; the
         user's words stay the label). Default: unchanged."""

@@ -607,6 +607,11 @@ class RGNet(nn.Module, GroundingModel):
     def input_spec(self) -> InputSpec:
         return self.config.input_spec
 
+    @property
+    def default_coarse_top_k(self) -> int:
+        """`topk_window`: the windows its official inference grounds (30 on MAD, 20 on Ego4D)."""
+        return int(self.config.topk_window)
+
     def query_text(self, text: str) -> str:
         """MAD's official text extractor (CONE's, whose features RGNet trains on) makes each query canonical:
         "." then " " then "?" stripped from both ends, in that order, and one "." appended."""
