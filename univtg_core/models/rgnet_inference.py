@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from ..errors import QueryError
 from ._contract import WindowOutput
+from .rgnet import EncodedWindows
 
 
 # ------------------------------------------------------------------------------------------- first stage
@@ -368,14 +369,91 @@ def _take(outputs: WindowOutput, index: np.ndarray) -> WindowOutput:
                         saliency=outputs.saliency[index], extras={k: v[index] for k, v in outputs.extras.items()})
 
 
-def _window_batches(video: np.ndarray, grid: np.ndarray, chunk: int):
+def _padded_windows(video: np.ndarray, grid: np.ndarray, rows: np.ndarray, length: int):
+    """(B, length, D) zero-padded frames of the windows `rows` and their (B,) lengths."""
+    lengths = grid[rows, 1] - grid[rows, 0]
+    batch = np.zeros((len(rows), length, video.shape[1]), dtype=np.float32)
+    for i, (s, e) in enumerate(grid[rows].tolist()):
+        batch[i, : e - s] = video[s:e]
+    return batch, lengths
+
+
+def _window_inputs(model, video: np.ndarray, grid: np.ndarray, rows: np.ndarray, length: int, query) -> dict:
+    frames, lengths = _padded_windows(video, grid, rows, length)
+    return model._batch(frames, query, lengths)
+
+
+@torch.no_grad()
+def first_stage(model, video: np.ndarray, query, grid: np.ndarray, keep: int | None = 0,
+                chunk: int = 8) -> tuple[np.ndarray, dict]:
+    """The learned window score (sigmoid(prob_soft), float32) of every window, `chunk` windows per forward, each
+    padded to the longest window as the official evaluation batches them; and the encodings
+    (`RGNet.encode_windows`) of the windows that may still rank among the first `keep` (None: all, 0: none),
+    so the second stage decodes them without encoding them again. Memory stays bounded: at most
+    keep + chunk encodings are held (more only on exact ties)."""
+    length = int((grid[:, 1] - grid[:, 0]).max())
+    scores = np.zeros(len(grid), dtype=np.float32)
+    cache: dict = {}
     for first in range(0, len(grid), chunk):
-        part = grid[first:first + chunk]
-        lengths = part[:, 1] - part[:, 0]
-        batch = np.zeros((len(part), int(lengths.max()), video.shape[1]), dtype=np.float32)
-        for i, (s, e) in enumerate(part):
-            batch[i, : e - s] = video[s:e]
-        yield batch, lengths
+        rows = np.arange(first, min(first + chunk, len(grid)))
+        batch = _window_inputs(model, video, grid, rows, length, query)
+        encoded = model.encode_windows(**batch)
+        scores[rows] = torch.sigmoid(model.retrieval_from(encoded)[:, 0]).cpu().numpy()
+        if keep == 0:
+            continue
+        cache.update({int(w): encoded.take(torch.tensor([i], device=encoded.src.device)) for i, w in enumerate(rows)})
+        if keep is not None and len(cache) > keep:
+            seen = scores[: rows[-1] + 1]
+            bar = np.sort(seen)[-keep]  # a window below the keep-th best seen so far can no longer be kept
+            cache = {w: e for w, e in cache.items() if not scores[w] < bar}
+    return scores, cache
+
+
+@dataclass(frozen=True)
+class StagedWindows:
+    """Both stages over a whole video: every window's first-stage score, the ranking and the kept windows'
+    candidates."""
+
+    scores: np.ndarray  # (W,) first-stage score per window index
+    order: np.ndarray  # all windows, best first (torch.sort descending, the official ranking)
+    kept: np.ndarray  # the first top_k of `order`
+    outputs: WindowOutput  # the kept windows' candidates, in `kept` order
+
+
+@torch.no_grad()
+def staged_windows(model, video: np.ndarray, query, grid: np.ndarray, top_k: int | None, clip_len: float,
+                   chunk: int = 8) -> StagedWindows | None:
+    """RGNet's official two stages with no work done twice: the first stage encodes every window once and
+    scores it with the retrieval token; the top `top_k` (None: all) are decoded from their kept encodings (the
+    decoder never runs on a discarded window); candidates as `predict_windows` gives them. Without a
+    retrieval token the official pre-filter (CONE's best frame cosine) ranks the windows, and only the kept
+    ones are encoded; with neither (no sentence embedding) None."""
+    video = np.asarray(video, dtype=np.float32)
+    grid = np.asarray(grid, dtype=np.int64).reshape(-1, 2)
+    prefilter = None
+    if model.config.qddetr:
+        scores, cache = first_stage(model, video, query, grid, top_k, chunk)
+    elif query.embedding is None:
+        return None
+    else:
+        device = next(model.parameters()).device
+        adapt = model.adapt_appearance if model.config.adapter_module == "linear" else None
+        prefilter = prefilter_window_scores(torch.from_numpy(video).to(device),
+                                            torch.from_numpy(query.embedding).to(device), grid, adapt).cpu()
+        scores, cache = prefilter.numpy(), {}
+    order = rank_windows(torch.from_numpy(scores))
+    kept = order if top_k is None else order[:top_k]
+    in_time = np.sort(kept)  # decoded in temporal order (the order of the encodings), then put in rank order
+    length = int((grid[:, 1] - grid[:, 0]).max())
+    parts = []
+    for first in range(0, len(in_time), chunk):
+        rows = in_time[first:first + chunk]
+        batch = _window_inputs(model, video, grid, rows, length, query)
+        encoded = EncodedWindows.cat([cache[int(w)] for w in rows]) if cache else model.encode_windows(**batch)
+        parts.append(model.window_output(batch, model.outputs_from(encoded), query, clip_len,
+                                         None if prefilter is None else prefilter[rows]))
+    outputs = _take(_concat_outputs(parts), np.searchsorted(in_time, kept))
+    return StagedWindows(scores=scores, order=order, kept=kept, outputs=outputs)
 
 
 @dataclass(frozen=True)
@@ -399,25 +477,17 @@ def clamp_moments(windows: np.ndarray, scores: np.ndarray, duration: float) -> t
 
 def long_video_moments(model, video_feats: np.ndarray, query, clip_len: float | None = None,
                        coarse_top_k: int | None = None, chunk: int = 8) -> LongVideoMoments:
-    """RGNet over a whole video through its contract methods only (what a generic long-video `ground()` does
-    with it): its window grid, its learned window scores, its candidates on the top `coarse_top_k` windows
-    (None: all) and its own fusion and NMS; then the moments are clamped to the video."""
+    """RGNet over a whole video as `ground()` runs it: its window grid, its learned window scores, its candidates
+    on the top `coarse_top_k` windows (None: all; `staged_windows`) and its own fusion and NMS; then the
+    moments are clamped to the video."""
     clip_len = model.input_spec.clip_len if clip_len is None else clip_len
     video = np.asarray(video_feats, dtype=np.float32)
-    query_input = model.query_input(query)
     grid = model.window_grid(len(video))
-    parts = [model.window_scores(b, query_input, clip_len, lengths=n) for b, n in _window_batches(video, grid, chunk)]
-    if any(p is None for p in parts):
+    staged = staged_windows(model, video, model.query_input(query), grid, coarse_top_k, clip_len, chunk)
+    if staged is None:
         raise QueryError("this RGNet checkpoint has no learned window score: the query needs its sentence "
                          "embedding to pre-filter the windows")
-    scores = np.concatenate(parts)
-    order = rank_windows(torch.from_numpy(scores))
-    kept = order if coarse_top_k is None else order[:coarse_top_k]
-    in_time = np.sort(kept)  # batches in temporal order; candidates then put in rank order
-    parts = [model.predict_windows(b, query_input, clip_len, lengths=n)
-             for b, n in _window_batches(video, grid[in_time], chunk)]
-    outputs = _take(_concat_outputs(parts), np.searchsorted(in_time, kept))
-    windows, fused = model.rank_moments(outputs, grid[kept, 0], clip_len)
+    windows, fused = model.rank_moments(staged.outputs, grid[staged.kept, 0], clip_len)
     windows, fused = clamp_moments(windows, fused, len(video) * clip_len)
-    return LongVideoMoments(windows=windows, scores=fused, window_order=order, window_scores=scores, grid=grid,
-                            outputs=outputs)
+    return LongVideoMoments(windows=windows, scores=fused, window_order=staged.order, window_scores=staged.scores,
+                            grid=grid, outputs=staged.outputs)
