@@ -20,8 +20,9 @@ from univtg_core.models.rgnet_inference import (
     rank_rows,
     rank_windows,
     staged_windows,
+    temporal_nms,
     window_grid,
-    window_rows,
+    windows_rows,
 )
 from univtg_core.query import Query
 
@@ -72,7 +73,7 @@ def reference(model: RGNet, video: np.ndarray, query: Query, top_k: int | None):
         frames = torch.from_numpy(video[s:e])[None]
         matching = clip_matching_scores(frames, torch.tensor([e - s]), outs[w]["pred_spans"], sentence,
                                         model.adapt_appearance)
-        rows += window_rows(outs[w]["pred_spans"][0], proposal[0], matching[0], s, e - s, c.clip_length, c.topk_span)
+        rows += _rows_alone(outs[w]["pred_spans"][0], proposal[0], matching[0], s, e - s, c.clip_length, c.topk_span)
     fused = np.asarray(rank_rows(rows, c.nms_thd, c.max_before_nms, c.max_after_nms).fusion, dtype=np.float64)
     spans = np.clip(fused[:, :2], 0.0, len(video) * c.clip_length)
     keep = spans[:, 1] - spans[:, 0] > 1e-3
@@ -124,3 +125,59 @@ def test_first_stage_holds_only_the_encodings_it_may_need(case):
     assert set(top.tolist()) <= set(cache) and len(cache) <= K + CHUNK
     assert first_stage(model, video, prepared, grid, keep=0, chunk=CHUNK)[1] == {}
     assert len(first_stage(model, video, prepared, grid, keep=None, chunk=CHUNK)[1]) == len(grid)
+
+
+def _nms_loop(rows: list[list[float]], thd: float, top: int) -> list[list[float]]:
+    """The official temporal_nms as written there: a Python loop over the sorted rows."""
+    def overlap(a, b):
+        inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+        hull = max(a[1], b[1]) - min(a[0], b[0])
+        return 0.0 if hull == 0 else inter / hull
+
+    if len(rows) == 1:
+        return rows
+    remaining = sorted(rows, key=lambda x: x[2], reverse=True)
+    kept = []
+    while len(remaining) > 1 and len(kept) < top:
+        best = remaining.pop(0)
+        remaining = [r for r in remaining if overlap(best, r) <= thd]
+        kept.append(best)
+    if len(kept) < top and remaining:
+        kept.append(remaining.pop(0))
+    return [r[:3] for r in kept]
+
+
+def test_vectorised_nms_keeps_the_official_loops_rows():
+    """Random rows at the official rounding: tied scores, zero-width spans, spans sharing an edge, thresholds
+    0 and 1, few and many kept."""
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        n = int(rng.integers(0, 220))
+        start = np.round(rng.uniform(0, 60, n), int(rng.integers(0, 4)))
+        width = np.round(rng.uniform(0, 12, n), int(rng.integers(0, 3))) * (rng.uniform(size=n) > 0.1)
+        score = np.round(rng.uniform(size=n), int(rng.integers(1, 4)))
+        rows = [[float(s), float(s + w), float(c)] for s, w, c in zip(start, width, score)]
+        thd, top = float(rng.choice([0.0, 0.3, 0.5, 1.0])), int(rng.choice([1, 7, 100]))
+        assert temporal_nms(rows, thd, top) == _nms_loop(rows, thd, top)
+
+
+def _rows_alone(spans_cxw, proposal, matching, start: int, length: int, clip_len: float, topk_span: int):
+    """One window's official rows as the official code writes them (scalar start and length)."""
+    xx = torch.stack([spans_cxw[:, 0] - 0.5 * spans_cxw[:, 1], spans_cxw[:, 0] + 0.5 * spans_cxw[:, 1]], -1)
+    seconds = (xx * length + start) * clip_len
+    rows = torch.cat([seconds, proposal[:, None], matching[:, None]], dim=1).tolist()
+    key = (lambda x: x[2] + x[3]) if topk_span < len(rows) else (lambda x: x[2])
+    return [[float(f"{e:.4f}") for e in row] for row in sorted(rows, key=key, reverse=True)[:topk_span]]
+
+
+def test_rows_of_many_windows_are_each_windows_rows():
+    """The rows of all kept windows built at once equal each window's built alone (float32 seconds of frames
+    up to 2 h at 5 fps, then the official 4-decimal rounding)."""
+    rng = np.random.default_rng(2)
+    spans = torch.from_numpy(rng.uniform(0, 1, (7, 5, 2)).astype(np.float32))
+    proposal, matching = (torch.from_numpy(rng.uniform(size=(7, 5)).astype(np.float32)) for _ in range(2))
+    starts, lengths = [0, 0, 450, 900, 35100, 35550, 35550], [450, 900, 900, 900, 900, 450, 17]
+    for topk in (5, 3):
+        together = windows_rows(spans, proposal, matching, starts, lengths, 0.2, topk)
+        assert together == [_rows_alone(spans[b], proposal[b], matching[b], starts[b], lengths[b], 0.2, topk)
+                            for b in range(7)]

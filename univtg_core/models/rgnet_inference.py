@@ -136,16 +136,29 @@ def window_rows(spans_cxw: torch.Tensor, proposal: torch.Tensor, matching: torch
                 clip_len: float, topk_span: int = 5) -> list[list[float]]:
     """The official rows of one window: [start s, end s, proposal, matching] (seconds in float32, not clamped),
     sorted by proposal (or by proposal + matching and cut, when topk_span < #queries), rounded to 4 decimals."""
+    return windows_rows(torch.as_tensor(spans_cxw)[None], torch.as_tensor(proposal)[None],
+                        torch.as_tensor(matching)[None], [start], [length], clip_len, topk_span)[0]
+
+
+def windows_rows(spans_cxw, proposal, matching, starts, lengths, clip_len: float,
+                 topk_span: int = 5) -> list[list[list[float]]]:
+    """`window_rows` of B windows at once ((B, Q, 2) spans, (B, Q) scores, (B,) first frames and lengths): the
+    same float32 operations, element by element, as for each window alone."""
     spans_cxw = torch.as_tensor(spans_cxw, dtype=torch.float32)
-    xx = torch.stack([spans_cxw[:, 0] - 0.5 * spans_cxw[:, 1], spans_cxw[:, 0] + 0.5 * spans_cxw[:, 1]], -1)
-    seconds = (xx * int(length) + int(start)) * float(clip_len)
-    rows = torch.cat([seconds, torch.as_tensor(proposal, dtype=torch.float32)[:, None],
-                      torch.as_tensor(matching, dtype=torch.float32)[:, None]], dim=1).tolist()
-    if topk_span < len(rows):
-        rows = sorted(rows, key=lambda x: x[2] + x[3], reverse=True)[:topk_span]
-    else:
-        rows = sorted(rows, key=lambda x: x[2], reverse=True)
-    return [[float(f"{e:.4f}") for e in row] for row in rows]
+    xx = torch.stack([spans_cxw[..., 0] - 0.5 * spans_cxw[..., 1], spans_cxw[..., 0] + 0.5 * spans_cxw[..., 1]], -1)
+    lengths = torch.as_tensor(np.asarray(lengths, dtype=np.int64))[:, None, None]
+    starts = torch.as_tensor(np.asarray(starts, dtype=np.int64))[:, None, None]
+    seconds = (xx * lengths + starts) * float(clip_len)
+    table = torch.cat([seconds, torch.as_tensor(proposal, dtype=torch.float32)[..., None],
+                       torch.as_tensor(matching, dtype=torch.float32)[..., None]], dim=-1).tolist()
+    out = []
+    for rows in table:
+        if topk_span < len(rows):
+            rows = sorted(rows, key=lambda x: x[2] + x[3], reverse=True)[:topk_span]
+        else:
+            rows = sorted(rows, key=lambda x: x[2], reverse=True)
+        out.append([[float(f"{e:.4f}") for e in row] for row in rows])
+    return out
 
 
 def normalize_score(values: list[float]) -> list[float]:
@@ -178,18 +191,31 @@ def hull_overlap(a: Sequence[float], b: Sequence[float]) -> float:
 
 def temporal_nms(predictions: list[list[float]], nms_thd: float, max_after_nms: int = 100) -> list[list[float]]:
     """Greedy NMS on [start, end, score] rows (the official `utils/temporal_nms.py`): best first, a row is
-    dropped when its overlap with a kept one is > nms_thd."""
+    dropped when its overlap with a kept one is > nms_thd. The overlaps of each kept row with all the others
+    are computed at once, in float64 with Python's own min / max choices (`hull_overlap`), so the rows kept
+    are the official loop's."""
     if len(predictions) == 1:
         return predictions
-    remaining = sorted(predictions, key=lambda x: x[2], reverse=True)
-    kept: list[list[float]] = []
-    while len(remaining) > 1 and len(kept) < max_after_nms:
-        best = remaining.pop(0)
-        remaining = [r for r in remaining if hull_overlap(best, r) <= nms_thd]
+    ranked = sorted(predictions, key=lambda x: x[2], reverse=True)
+    start = np.array([r[0] for r in ranked], dtype=np.float64)
+    end = np.array([r[1] for r in ranked], dtype=np.float64)
+    alive = np.ones(len(ranked), dtype=bool)
+    kept: list[int] = []
+    while alive.sum() > 1 and len(kept) < max_after_nms:
+        best = int(np.argmax(alive))  # the first row still in the running
+        alive[best] = False
+        s, e = start[best], end[best]
+        # max(a, b) is a unless b > a, min(a, b) a unless b < a (as hull_overlap(best, row) computes them)
+        inter = np.where(end < e, end, e) - np.where(start > s, start, s)
+        inter = np.where(inter > 0.0, inter, 0.0)
+        hull = np.where(end > e, end, e) - np.where(start < s, start, s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            overlap = np.where(hull == 0, 0.0, inter / hull)
+        alive &= overlap <= nms_thd
         kept.append(best)
-    if len(kept) < max_after_nms and remaining:
-        kept.append(remaining.pop(0))
-    return [[r[0], r[1], r[2]] for r in kept]
+    if len(kept) < max_after_nms and alive.any():
+        kept.append(int(np.argmax(alive)))
+    return [[ranked[i][0], ranked[i][1], ranked[i][2]] for i in kept]
 
 
 @dataclass(frozen=True)
@@ -228,11 +254,10 @@ def rank_window_candidates(outputs: WindowOutput, window_starts: np.ndarray, cli
     extras = outputs.extras
     proposal = extras["proposal"]
     matching = extras.get("matching", np.zeros_like(proposal))
-    rows: list[list[float]] = []
-    for b, start in enumerate(np.asarray(window_starts).tolist()):
-        rows += window_rows(extras["spans_cxw"][b], proposal[b], matching[b], int(start), int(extras["lengths"][b]),
-                            clip_len, config.topk_span)
-    ranked = rank_rows(rows, config.nms_thd, config.max_before_nms, config.max_after_nms).fusion
+    per_window = windows_rows(extras["spans_cxw"], proposal, matching, window_starts, extras["lengths"], clip_len,
+                              config.topk_span) if len(proposal) else []
+    rows = [row for window in per_window for row in window]
+    ranked = suppress(score_fusion(rows), 2, config.nms_thd, config.max_before_nms, config.max_after_nms)
     if not ranked:
         return np.zeros((0, 2)), np.zeros(0)
     table = np.asarray(ranked, dtype=np.float64)
