@@ -16,8 +16,11 @@ The official pipeline for one query over a whole video:
    hull at `nms_thd`, `max_after_nms` kept (`suppress`).
 
 `official_inference` chains these exactly as `eval_epoch` does (padded batches, the official CLIP-matching
-slice of the padding, several queries per batch). `long_video_moments` is the product's version through the
-model's contract methods, which clips the matching slices to each window and the moments to the video.
+slice of the padding, several queries per batch). The product's version (`staged_windows`, what ground() and
+`long_video_moments` run) computes the same with no work done twice: each window is encoded once
+(`first_stage`), the retrieval score needs only the token's row of the last encoder layer, and only the kept
+windows are decoded, from their kept encodings; it clips the matching slices to each window's valid length,
+and `long_video_moments` clamps the moments to the video.
 """
 
 from __future__ import annotations
