@@ -98,22 +98,24 @@ def learned_window_scores(model, video: np.ndarray, query: QueryInput, grid: lv.
 def run_windows(model, video: np.ndarray, query: QueryInput, grid: lv.WindowGrid, kept: np.ndarray,
                 clip_len: float, chunk: int = DEFAULT_CHUNK) -> WindowRun:
     """The model on the kept windows (in the given order), `chunk` windows per forward."""
-    spans, scores, owner, parts = [], [], [], []
+    parts = [_call(model.predict_windows, _window_batch(video, grid, rows), query, clip_len, lengths, ragged)
+             for rows, lengths, ragged in _batches(grid, kept, chunk)]
+    return window_run(_concat(parts), kept, grid, clip_len, query)
+
+
+def window_run(outputs: WindowOutput, rows: np.ndarray, grid: lv.WindowGrid, clip_len: float,
+               query: QueryInput) -> WindowRun:
+    """A WindowRun from the model's output on the windows `rows` (output row i is window rows[i])."""
+    rows = np.asarray(rows, dtype=np.int64)
+    # every row's candidates at once: window-local seconds moved by the window's start, padding left out
+    windows = np.asarray(outputs.windows, dtype=np.float64).reshape(len(rows), -1, 2)
+    row_scores = np.asarray(outputs.scores, dtype=np.float64).reshape(len(rows), -1)
+    offset = (grid.starts[rows] * clip_len)[:, None, None]
+    valid = np.ones(row_scores.shape, bool) if outputs.valid is None else np.asarray(outputs.valid, bool)
+    owner = np.broadcast_to(rows[:, None], valid.shape)[valid].astype(np.int64)
     stitcher = lv.SaliencyStitcher(grid.n_clips)
-    for rows, lengths, ragged in _batches(grid, kept, chunk):
-        out = _call(model.predict_windows, _window_batch(video, grid, rows), query, clip_len, lengths, ragged)
-        parts.append(out)
-        # every row's candidates at once: window-local seconds moved by the window's start, padding left out
-        windows = np.asarray(out.windows, dtype=np.float64).reshape(len(rows), -1, 2)
-        row_scores = np.asarray(out.scores, dtype=np.float64).reshape(len(rows), -1)
-        offset = (grid.starts[rows] * clip_len)[:, None, None]
-        valid = np.ones(row_scores.shape, bool) if out.valid is None else np.asarray(out.valid, bool)
-        spans.append((windows + offset)[valid])
-        scores.append(row_scores[valid])
-        owner.append(np.broadcast_to(rows[:, None], valid.shape)[valid].astype(np.int64))
-        stitcher.add_rows(grid.starts[rows], np.asarray(out.saliency, dtype=np.float64), lengths)
-    return WindowRun(np.concatenate(spans), np.concatenate(scores), np.concatenate(owner), _concat(parts),
-                     stitcher, query)
+    stitcher.add_rows(grid.starts[rows], np.asarray(outputs.saliency, dtype=np.float64), grid.lengths[rows])
+    return WindowRun((windows + offset)[valid], row_scores[valid], owner, outputs, stitcher, query)
 
 
 def _concat(parts: list[WindowOutput]) -> WindowOutput:
@@ -347,13 +349,17 @@ def _with_model(model, video_feats, asked: Query, clip_len, duration, window, st
 
     # The first stage: guidance when given, else the architecture's own window score, else (only when
     # windows are to be chosen) CONE's best cosine in CLIP's joint space.
-    window_scores = clip_scores = tiebreak = first_stage = None
+    window_scores = clip_scores = tiebreak = first_stage = staged = None
     if guidance is not None:
         window_scores, tiebreak = _guidance_stage(guidance, grid, clip_len, guidance_rule)
         clip_scores = lv.guidance_clip_scores(guidance, n_clips, clip_len)
         first_stage = "guidance"
     else:
-        window_scores = learned_window_scores(model, video, prepared, grid, clip_len, chunk)
+        # an architecture whose stages share work runs both at once (its own ranking), else the first alone
+        staged = model.staged_windows(video, prepared, np.stack([grid.starts, grid.ends], axis=1), coarse_top_k,
+                                      clip_len, chunk)
+        window_scores = staged[0] if staged is not None else \
+            learned_window_scores(model, video, prepared, grid, clip_len, chunk)
         if window_scores is not None:
             clip_scores = lv.spread_to_clips(window_scores, grid)
             first_stage = "model"
@@ -364,15 +370,21 @@ def _with_model(model, video_feats, asked: Query, clip_len, duration, window, st
             clip_scores = _cosine_curve(video, asked.embedding)
             window_scores = lv.cosine_window_scores(clip_scores, grid)
             first_stage = "cosine"
-    ranked = lv.select_windows(window_scores, coarse_top_k, tiebreak) if window_scores is not None else \
-        np.arange(len(grid))
-    in_time = np.sort(ranked)
-    run = run_windows(model, video, prepared, grid, in_time, clip_len, chunk)
+    if staged is not None:
+        ranked = in_time = np.asarray(staged[1], dtype=np.int64)
+        run = window_run(staged[2], ranked, grid, clip_len, prepared)
+        by_rank = np.arange(len(ranked))
+    else:
+        ranked = lv.select_windows(window_scores, coarse_top_k, tiebreak) if window_scores is not None else \
+            np.arange(len(grid))
+        in_time = np.sort(ranked)
+        run = run_windows(model, video, prepared, grid, in_time, clip_len, chunk)
+        by_rank = np.searchsorted(in_time, ranked)
     saliency = run.stitcher.curve(fill=clip_scores)
     search = lv.window_search(choice, coarse_top_k, len(grid), rule, first_stage)
     logger.debug("model: %s (%s)", search.describe(), rule)
 
-    own_rank = model.rank_moments(_take(run.outputs, np.searchsorted(in_time, ranked)), grid.starts[ranked], clip_len)
+    own_rank = model.rank_moments(_take(run.outputs, by_rank), grid.starts[ranked], clip_len)
     if own_rank is not None:
         spans, scores = own_rank
         spans = np.clip(np.asarray(spans, dtype=np.float64).reshape(-1, 2), 0.0, duration)

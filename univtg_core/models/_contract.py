@@ -192,6 +192,15 @@ class GroundingModel:
         Windows may be shorter than `input_spec.window`: pass `lengths` to window_scores / predict_windows."""
         return None
 
+    def staged_windows(self, video: np.ndarray, query: QueryInput, grid: np.ndarray,  # noqa: ARG002 - the contract's default: the stages run apart
+                       top_k: int | None, clip_len: float, chunk: int):  # noqa: ARG002 - as above
+        """Both stages over a whole video in one call, for an architecture whose first stage computes what its
+        second reuses: video (N, D) all clips, grid (W, 2) [start, end) its `window_grid`. Returns (W,) window
+        scores, the kept window indices best first (the first `top_k`, None: all) and their candidates
+        (`WindowOutput`, rows in that order); None means ground() calls `window_scores` on every window, then
+        `predict_windows` on the kept ones."""
+        return None
+
     def rank_moments(self, outputs: WindowOutput, window_starts: np.ndarray,  # noqa: ARG002 - the contract's default: no second stage of its own
                      clip_len: float) -> tuple[np.ndarray, np.ndarray] | None:  # noqa: ARG002 - as above
         """The architecture's own second stage over the candidates of the selected windows: `outputs` holds

@@ -254,6 +254,40 @@ class EncoderLayer(_AttentionBlock):
         return self.norm2(src + self.dropout2(self._feed_forward(src))), weights[:, 0, 1:]
 
 
+    def infer(self, src: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """`forward` in eval mode without the attention weights, through `sdpa_attention`: `mask` (B, rows, L)
+        additive, padding included (-inf), shared by the heads; `rows` the first query rows to compute (the
+        retrieval token alone needs only row 0 of the last layer), None all."""
+        r = slice(None) if rows is None else slice(0, rows)
+        if self.pre_norm:
+            x = self.norm1(src)
+            src = src[r] + sdpa_attention(self.self_attn, (x + pos)[r], x + pos, x, mask)
+            return src + self._feed_forward(self.norm2(src))
+        qk = src + pos
+        x = self.norm1(src[r] + sdpa_attention(self.self_attn, qk[r], qk, src, mask))
+        return self.norm2(x + self._feed_forward(x))
+
+
+def sdpa_attention(attn: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                   mask: torch.Tensor | None) -> torch.Tensor:
+    """nn.MultiheadAttention's eval output (sequence-first, separate q / k / v projections as it makes them when
+    value is not key) through scaled_dot_product_attention with a (B, Lq, S) additive mask broadcast over the
+    heads: the module's own path materialises a (B * heads, Lq, S) mask and the softmax weights, which on a
+    900-frame window cost several times the arithmetic (the results agree to float rounding, ~1e-7)."""
+    lq, b, e = query.shape
+    h = attn.num_heads
+    w_q, w_k, w_v = attn.in_proj_weight.chunk(3)
+    b_q, b_k, b_v = attn.in_proj_bias.chunk(3)
+
+    def heads(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, w, bias).view(x.shape[0], b, h, e // h).permute(1, 2, 0, 3)
+
+    out = F.scaled_dot_product_attention(heads(query, w_q, b_q), heads(key, w_k, b_k), heads(value, w_v, b_v),
+                                         attn_mask=None if mask is None else mask[:, None])
+    out = out.permute(2, 0, 1, 3).reshape(lq * b, e)
+    return F.linear(out, attn.out_proj.weight, attn.out_proj.bias).view(lq, b, e)
+
+
 class Encoder(nn.Module):
     """`layers` (+ a final `norm` with pre_norm); returns the memory and the stacked first-row attentions."""
 
@@ -359,6 +393,42 @@ def _clone(module: nn.Module) -> nn.Module:
 
 
 # --------------------------------------------------------------------------------------------- transformer
+@dataclass(frozen=True)
+class EncodedWindows:
+    """A batch of windows after the text-to-video encoder, the gate and the window encoder but its last layer
+    (sequence-first, as inside the transformer): what the retrieval score and the decoder share, so that the
+    windows a query keeps are decoded without being encoded again (`RGNet.encode_windows`)."""
+
+    src: torch.Tensor  # (n, B, d) the last encoder layer's input ([token,] frames[, text without qddetr])
+    padding: torch.Tensor  # (B, n) True where padded
+    pos: torch.Tensor  # (n, B, d)
+    off: torch.Tensor | None  # (B, n) rows gated off (gumbel), else None
+    gate_soft: torch.Tensor | None  # (1, B, frames)
+    gate_hard: torch.Tensor | None  # (B, n)
+    text: torch.Tensor  # (Lt, B, d) the projected text, its padding (B, Lt) and positions (decoder_gating)
+    text_padding: torch.Tensor
+    text_pos: torch.Tensor
+    video_mask: torch.Tensor | None = None  # (B, frames) 1 = valid, the forward's input
+
+    def take(self, index: torch.Tensor) -> EncodedWindows:
+        """The windows `index` (a 1-D long tensor) of the batch."""
+        def pick(x, dim):
+            return None if x is None else x.index_select(dim, index)
+        return EncodedWindows(pick(self.src, 1), pick(self.padding, 0), pick(self.pos, 1), pick(self.off, 0),
+                              pick(self.gate_soft, 1), pick(self.gate_hard, 0), pick(self.text, 1),
+                              pick(self.text_padding, 0), pick(self.text_pos, 1), pick(self.video_mask, 0))
+
+    @staticmethod
+    def cat(parts: list[EncodedWindows]) -> EncodedWindows:
+        """Batches of the same padded length, one after the other."""
+        def join(name, dim):
+            values = [getattr(p, name) for p in parts]
+            return None if values[0] is None else torch.cat(values, dim)
+        dims = dict(src=1, padding=0, pos=1, off=0, gate_soft=1, gate_hard=0, text=1, text_padding=0, text_pos=1,
+                    video_mask=0)
+        return EncodedWindows(**{name: join(name, dim) for name, dim in dims.items()})
+
+
 class RGNetTransformer(nn.Module):
     """Text-to-video encoder, gate, window encoder and decoder (sequence-first inside, as the official code)."""
 
@@ -399,45 +469,94 @@ class RGNetTransformer(nn.Module):
             self.backbone = MultiscalePool(d, c.pos_temperature)
             self.level_embed = nn.Parameter(torch.zeros(MultiscalePool.levels, d))
 
-    def _encoder_gate(self, bs: int, src: torch.Tensor, video_length: int):
-        """Gate over [token, frames] and the encoder's additive mask: gated-off rows get +1 on every other key
-        (gumbel_2), or the token row gets +1 on the gated-off frames."""
+    def _encoder_gate(self, src: torch.Tensor):
+        """Gate over [token, frames]: the rows gated off (never the token), the gate as the losses read it (the
+        noisy logits in training) and the hard gate."""
         hard, noisy = self.gumble_gate(self.prop_instance(src))
         soft = (hard if noisy is None else noisy)[1:].permute(2, 1, 0)
         hard = hard.permute(2, 1, 0)[0]
         off = hard == 0
         off[:, 0] = False
-        n = video_length + 1
-        if self.config.gumbel_2:
-            eye = torch.eye(n, dtype=torch.bool, device=src.device)
-            attn_mask = (off[:, :, None] & ~eye).to(src.dtype)
-        else:
-            attn_mask = torch.zeros(bs, n, n, dtype=src.dtype, device=src.device)
-            attn_mask[:, 0, :] = off.to(src.dtype)
-        return attn_mask.repeat_interleave(self.nhead, dim=0), off, soft, hard
+        return off, soft, hard
 
-    def forward(self, src, padding, query_embed, pos, video_length: int, retrieval_only: bool = False):
+    def _encoder_mask(self, off: torch.Tensor, dtype: torch.dtype, rows: int | None = None) -> torch.Tensor:
+        """(B, rows, n) additive encoder mask of the first `rows` query rows (None: all): gated-off rows get +1
+        on every other key (gumbel_2), or the token row gets +1 on the gated-off frames."""
+        n = off.shape[1]
+        r = n if rows is None else rows
+        if self.config.gumbel_2:
+            eye = torch.eye(n, dtype=torch.bool, device=off.device)[:r]
+            return (off[:, :r, None] & ~eye).to(dtype)
+        mask = torch.zeros(off.shape[0], r, n, dtype=dtype, device=off.device)
+        mask[:, 0, :] = off.to(dtype)
+        return mask
+
+    def _prepare(self, src, padding, pos, video_length: int) -> EncodedWindows:
+        """Sequence-first inputs through the text-to-video encoder and the gate: the window encoder's input."""
         c = self.config
         vl = video_length
-        bs = src.shape[0]
         src, pos = src.permute(1, 0, 2), pos.permute(1, 0, 2)
-        gate_soft = gate_hard = off = None
+        off = gate_soft = gate_hard = None
         if c.qddetr:
-            src_text, mask_text, pos_text = src[vl + 1:], padding[:, vl + 1:], pos[vl + 1:]
+            text = (src[vl + 1:], padding[:, vl + 1:], pos[vl + 1:])
             src = self.t2v_encoder(src, padding, pos, vl, c.official_mask_layout)[: vl + 1]
             padding, pos = padding[:, : vl + 1], pos[: vl + 1]
-            attn_mask = None
             if c.gumbel:
-                attn_mask, off, gate_soft, gate_hard = self._encoder_gate(bs, src, vl)
-            memory, attn_weights = self.encoder(src, attn_mask, padding, pos)
-            memory_global, memory_video = memory[0], memory[1:]
-            if retrieval_only:
-                return memory_global
-            mask_video, pos_video = padding[:, 1:], pos[1:]
+                off, gate_soft, gate_hard = self._encoder_gate(src)
         else:
-            src_text, mask_text, pos_text = src[vl:], padding[:, vl:], pos[vl:]
-            memory, attn_weights = self.encoder(src, None, padding, pos)
-            memory_global, memory_video, mask_video, pos_video = None, memory, padding, pos
+            text = (src[vl:], padding[:, vl:], pos[vl:])
+        return EncodedWindows(src, padding, pos, off, gate_soft, gate_hard, *text)
+
+    def forward(self, src, padding, query_embed, pos, video_length: int, retrieval_only: bool = False):
+        e = self._prepare(src, padding, pos, video_length)
+        attn_mask = None if e.off is None else \
+            self._encoder_mask(e.off, e.src.dtype).repeat_interleave(self.nhead, dim=0)
+        memory, attn_weights = self.encoder(e.src, attn_mask, e.padding, e.pos)
+        if retrieval_only and self.config.qddetr:
+            return memory[0]
+        return self._decode(e, memory, attn_weights, query_embed)
+
+    # -- inference: the window encoder through the fast attention, its work shared by both stages -----------
+    def _inference_mask(self, e: EncodedWindows, rows: int | None = None) -> torch.Tensor:
+        """The encoder mask with the padding folded in (-inf), as MultiheadAttention merges them."""
+        dtype = e.src.dtype
+        pad = torch.zeros(e.padding.shape, dtype=dtype, device=e.padding.device).masked_fill(e.padding,
+                                                                                            float("-inf"))
+        if e.off is None:
+            return pad[:, None, :]
+        return self._encoder_mask(e.off, dtype, rows) + pad[:, None, :]
+
+    def encode_windows(self, src, padding, pos, video_length: int) -> EncodedWindows:
+        """Eval only: `_prepare` and every window-encoder layer but the last (`EncoderLayer.infer`)."""
+        e = self._prepare(src, padding, pos, video_length)
+        x = e.src
+        for layer in self.encoder.layers[:-1]:
+            x = layer.infer(x, self._inference_mask(e), e.pos)
+        return replace(e, src=x)
+
+    def retrieval_token(self, e: EncodedWindows) -> torch.Tensor:
+        """(B, d) the retrieval token's memory from `encode_windows`: the last layer's first row alone."""
+        token = self.encoder.layers[-1].infer(e.src, self._inference_mask(e, rows=1), e.pos, rows=1)
+        return (self.encoder.norm(token) if self.encoder.norm is not None else token)[0]
+
+    def decode_windows(self, e: EncodedWindows, query_embed: torch.Tensor):
+        """`forward`'s result from `encode_windows` (eval): the last layer over every row, then the decoder;
+        without a gate the attention weights are not computed (None)."""
+        memory = self.encoder.layers[-1].infer(e.src, self._inference_mask(e), e.pos)
+        if self.encoder.norm is not None:
+            memory = self.encoder.norm(memory)
+        return self._decode(e, memory, None, query_embed)
+
+    def _decode(self, e: EncodedWindows, memory: torch.Tensor, attn_weights, query_embed: torch.Tensor):
+        c = self.config
+        bs = memory.shape[1]
+        off, gate_soft, gate_hard = e.off, e.gate_soft, e.gate_hard
+        src_text, mask_text, pos_text = e.text, e.text_padding, e.text_pos
+        if c.qddetr:
+            memory_global, memory_video = memory[0], memory[1:]
+            mask_video, pos_video = e.padding[:, 1:], e.pos[1:]
+        else:
+            memory_global, memory_video, mask_video, pos_video = None, memory, e.padding, e.pos
 
         if c.gumbel_3:
             if c.gumbel_single_proj:
@@ -463,7 +582,7 @@ class RGNetTransformer(nn.Module):
             hs = self.decoder2(tgt[-1], memory_video, mask_video, pos_video, query_pos).transpose(1, 2)
         elif c.dabdetr:
             refpoints = query_embed.unsqueeze(1).repeat(1, bs, 1)
-            tgt = torch.zeros(refpoints.shape[0], bs, self.d_model, dtype=src.dtype, device=src.device)
+            tgt = torch.zeros(refpoints.shape[0], bs, self.d_model, dtype=memory.dtype, device=memory.device)
             hs, references = self.decoder(tgt, memory_video, mask_video, pos_video, refpoints)
         else:
             query_pos = query_embed.unsqueeze(1).repeat(1, bs, 1)
@@ -539,10 +658,14 @@ class RGNet(nn.Module, GroundingModel):
     def forward(self, src_txt: torch.Tensor, src_txt_mask: torch.Tensor, src_vid_motion: torch.Tensor,
                 src_vid_motion_mask: torch.Tensor) -> dict[str, Any]:
         """src_txt (B, Lt, t_feat_dim), src_vid_motion (B, Lv, v_motion_feat_dim), masks 1 = valid."""
-        c = self.config
         src, padding, pos, vl = self._inputs(src_txt, src_txt_mask, src_vid_motion, src_vid_motion_mask)
-        hs, memory, memory_global, attn_weights, gate_hard, reference = self.transformer(
-            src, padding, self.query_embed.weight, pos, vl)
+        return self._outputs(self.transformer(src, padding, self.query_embed.weight, pos, vl), src_vid_motion_mask)
+
+    def _outputs(self, transformed: tuple, src_vid_motion_mask: torch.Tensor) -> dict[str, Any]:
+        """The heads on the transformer's result: the forward's output dict."""
+        c = self.config
+        hs, memory, memory_global, attn_weights, gate_hard, reference = transformed
+        vl = src_vid_motion_mask.shape[1]
         if c.winret_neg_loss:
             token = self.global_rep_token.view(1, 1, 1, -1).expand(*hs.shape[:3], -1)
             outputs_class = self.class_embed(torch.cat([token, hs], dim=-1))
@@ -571,12 +694,36 @@ class RGNet(nn.Module, GroundingModel):
         return out
 
     def retrieval_logits(self, src_txt, src_txt_mask, src_vid_motion, src_vid_motion_mask) -> torch.Tensor:
-        """`prob_soft` alone (B, 1), without the decoder: the learned first stage."""
+        """`prob_soft` alone (B, 1), without the decoder: the learned first stage (in eval through
+        `encode_windows`, which skips all of the last encoder layer but the token's row)."""
         if not self.config.qddetr:
             raise CheckpointError("this RGNet checkpoint has no retrieval token (trained without --qddetr)")
+        if not self.training:
+            return self.retrieval_from(self.encode_windows(src_txt, src_txt_mask, src_vid_motion,
+                                                           src_vid_motion_mask))
         src, padding, pos, vl = self._inputs(src_txt, src_txt_mask, src_vid_motion, src_vid_motion_mask)
         memory_global = self.transformer(src, padding, self.query_embed.weight, pos, vl, retrieval_only=True)
         return self.saliency_proj3(memory_global)
+
+    # -- inference in two stages over shared work ------------------------------------------------------------
+    @torch.no_grad()
+    def encode_windows(self, src_txt, src_txt_mask, src_vid_motion, src_vid_motion_mask) -> EncodedWindows:
+        """Eval-mode inputs of `forward`, encoded up to the last window-encoder layer: `retrieval_from` scores
+        them, `outputs_from` finishes the forward, each doing only its own part of that layer."""
+        if self.training:
+            raise RuntimeError("encode_windows is inference only: call model.eval() first")
+        src, padding, pos, vl = self._inputs(src_txt, src_txt_mask, src_vid_motion, src_vid_motion_mask)
+        return replace(self.transformer.encode_windows(src, padding, pos, vl), video_mask=src_vid_motion_mask)
+
+    @torch.no_grad()
+    def retrieval_from(self, encoded: EncodedWindows) -> torch.Tensor:
+        """(B, 1) `prob_soft` of encoded windows."""
+        return self.saliency_proj3(self.transformer.retrieval_token(encoded))
+
+    @torch.no_grad()
+    def outputs_from(self, encoded: EncodedWindows) -> dict[str, Any]:
+        """`forward`'s outputs of encoded windows (`attn_weights` None for checkpoints without a gate)."""
+        return self._outputs(self.transformer.decode_windows(encoded, self.query_embed.weight), encoded.video_mask)
 
     def adapt_appearance(self, frames: torch.Tensor) -> torch.Tensor:
         """The CLIP-matching features: the linear adapter's residual output (Ego4D) or the frames themselves."""
@@ -691,9 +838,16 @@ class RGNet(nn.Module, GroundingModel):
         """Candidates of B windows; with the query's embedding, `extras["matching"]` holds the CLIP-matching score
         (frames clipped to each window's valid length: the official code would read its zero padding)."""
         batch = self._batch(video, query, lengths)
-        out = self(**batch)
-        decoded = self.decode_outputs(out, batch["src_vid_motion_mask"], clip_len)
+        out = self(**batch) if self.training else self.outputs_from(self.encode_windows(**batch))
         prefilter = None if self.config.qddetr else self._prefilter(batch, query)
+        return self.window_output(batch, out, query, clip_len, prefilter)
+
+    def window_output(self, batch: dict, out: dict, query: QueryInput, clip_len: float,
+                      prefilter: torch.Tensor | None = None) -> WindowOutput:
+        """`predict_windows`' result from the forward's inputs `batch` and outputs `out`; `prefilter` (B,) the
+        windows' pre-filter scores for a checkpoint without a retrieval token (the official proposal score then
+        multiplies by their sigmoid)."""
+        decoded = self.decode_outputs(out, batch["src_vid_motion_mask"], clip_len)
         if prefilter is not None:  # the official proposal score without a retrieval token
             decoded.extras["proposal"] = decoded.extras["proposal"] * prefilter.sigmoid().cpu().numpy()[:, None]
             decoded.extras["window_score"] = prefilter.cpu().numpy()
@@ -720,6 +874,15 @@ class RGNet(nn.Module, GroundingModel):
             extras["window_score"] = window_score.cpu().numpy()
         return WindowOutput(windows=windows.cpu().numpy(), scores=proposal.cpu().numpy(),
                             saliency=outputs["saliency_scores"].float().cpu().numpy(), extras=extras)
+
+    def staged_windows(self, video: np.ndarray, query: QueryInput, grid: np.ndarray, top_k: int | None,
+                       clip_len: float, chunk: int = 8):
+        """Every window encoded once for both stages, the decoder on the top `top_k` only (see
+        `rgnet_inference.staged_windows`); ranked by the official torch.sort. None without a first stage."""
+        from .rgnet_inference import staged_windows
+
+        staged = staged_windows(self, video, query, grid, top_k, clip_len, chunk)
+        return None if staged is None else (staged.scores, staged.kept, staged.outputs)
 
     def window_grid(self, n_clips: int) -> np.ndarray:
         """RGNet's own windows over a whole video: stride half a window, starting with a half window."""

@@ -16,8 +16,11 @@ The official pipeline for one query over a whole video:
    hull at `nms_thd`, `max_after_nms` kept (`suppress`).
 
 `official_inference` chains these exactly as `eval_epoch` does (padded batches, the official CLIP-matching
-slice of the padding, several queries per batch). `long_video_moments` is the product's version through the
-model's contract methods, which clips the matching slices to each window and the moments to the video.
+slice of the padding, several queries per batch). The product's version (`staged_windows`, what ground() and
+`long_video_moments` run) computes the same with no work done twice: each window is encoded once
+(`first_stage`), the retrieval score needs only the token's row of the last encoder layer, and only the kept
+windows are decoded, from their kept encodings; it clips the matching slices to each window's valid length,
+and `long_video_moments` clamps the moments to the video.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import torch.nn.functional as F
 
 from ..errors import QueryError
 from ._contract import WindowOutput
+from .rgnet import EncodedWindows
 
 
 # ------------------------------------------------------------------------------------------- first stage
@@ -135,16 +139,29 @@ def window_rows(spans_cxw: torch.Tensor, proposal: torch.Tensor, matching: torch
                 clip_len: float, topk_span: int = 5) -> list[list[float]]:
     """The official rows of one window: [start s, end s, proposal, matching] (seconds in float32, not clamped),
     sorted by proposal (or by proposal + matching and cut, when topk_span < #queries), rounded to 4 decimals."""
+    return windows_rows(torch.as_tensor(spans_cxw)[None], torch.as_tensor(proposal)[None],
+                        torch.as_tensor(matching)[None], [start], [length], clip_len, topk_span)[0]
+
+
+def windows_rows(spans_cxw, proposal, matching, starts, lengths, clip_len: float,
+                 topk_span: int = 5) -> list[list[list[float]]]:
+    """`window_rows` of B windows at once ((B, Q, 2) spans, (B, Q) scores, (B,) first frames and lengths): the
+    same float32 operations, element by element, as for each window alone."""
     spans_cxw = torch.as_tensor(spans_cxw, dtype=torch.float32)
-    xx = torch.stack([spans_cxw[:, 0] - 0.5 * spans_cxw[:, 1], spans_cxw[:, 0] + 0.5 * spans_cxw[:, 1]], -1)
-    seconds = (xx * int(length) + int(start)) * float(clip_len)
-    rows = torch.cat([seconds, torch.as_tensor(proposal, dtype=torch.float32)[:, None],
-                      torch.as_tensor(matching, dtype=torch.float32)[:, None]], dim=1).tolist()
-    if topk_span < len(rows):
-        rows = sorted(rows, key=lambda x: x[2] + x[3], reverse=True)[:topk_span]
-    else:
-        rows = sorted(rows, key=lambda x: x[2], reverse=True)
-    return [[float(f"{e:.4f}") for e in row] for row in rows]
+    xx = torch.stack([spans_cxw[..., 0] - 0.5 * spans_cxw[..., 1], spans_cxw[..., 0] + 0.5 * spans_cxw[..., 1]], -1)
+    lengths = torch.as_tensor(np.asarray(lengths, dtype=np.int64))[:, None, None]
+    starts = torch.as_tensor(np.asarray(starts, dtype=np.int64))[:, None, None]
+    seconds = (xx * lengths + starts) * float(clip_len)
+    table = torch.cat([seconds, torch.as_tensor(proposal, dtype=torch.float32)[..., None],
+                       torch.as_tensor(matching, dtype=torch.float32)[..., None]], dim=-1).tolist()
+    out = []
+    for rows in table:
+        if topk_span < len(rows):
+            rows = sorted(rows, key=lambda x: x[2] + x[3], reverse=True)[:topk_span]
+        else:
+            rows = sorted(rows, key=lambda x: x[2], reverse=True)
+        out.append([[float(f"{e:.4f}") for e in row] for row in rows])
+    return out
 
 
 def normalize_score(values: list[float]) -> list[float]:
@@ -177,18 +194,31 @@ def hull_overlap(a: Sequence[float], b: Sequence[float]) -> float:
 
 def temporal_nms(predictions: list[list[float]], nms_thd: float, max_after_nms: int = 100) -> list[list[float]]:
     """Greedy NMS on [start, end, score] rows (the official `utils/temporal_nms.py`): best first, a row is
-    dropped when its overlap with a kept one is > nms_thd."""
+    dropped when its overlap with a kept one is > nms_thd. The overlaps of each kept row with all the others
+    are computed at once, in float64 with Python's own min / max choices (`hull_overlap`), so the rows kept
+    are the official loop's."""
     if len(predictions) == 1:
         return predictions
-    remaining = sorted(predictions, key=lambda x: x[2], reverse=True)
-    kept: list[list[float]] = []
-    while len(remaining) > 1 and len(kept) < max_after_nms:
-        best = remaining.pop(0)
-        remaining = [r for r in remaining if hull_overlap(best, r) <= nms_thd]
+    ranked = sorted(predictions, key=lambda x: x[2], reverse=True)
+    start = np.array([r[0] for r in ranked], dtype=np.float64)
+    end = np.array([r[1] for r in ranked], dtype=np.float64)
+    alive = np.ones(len(ranked), dtype=bool)
+    kept: list[int] = []
+    while alive.sum() > 1 and len(kept) < max_after_nms:
+        best = int(np.argmax(alive))  # the first row still in the running
+        alive[best] = False
+        s, e = start[best], end[best]
+        # max(a, b) is a unless b > a, min(a, b) a unless b < a (as hull_overlap(best, row) computes them)
+        inter = np.where(end < e, end, e) - np.where(start > s, start, s)
+        inter = np.where(inter > 0.0, inter, 0.0)
+        hull = np.where(end > e, end, e) - np.where(start < s, start, s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            overlap = np.where(hull == 0, 0.0, inter / hull)
+        alive &= overlap <= nms_thd
         kept.append(best)
-    if len(kept) < max_after_nms and remaining:
-        kept.append(remaining.pop(0))
-    return [[r[0], r[1], r[2]] for r in kept]
+    if len(kept) < max_after_nms and alive.any():
+        kept.append(int(np.argmax(alive)))
+    return [[ranked[i][0], ranked[i][1], ranked[i][2]] for i in kept]
 
 
 @dataclass(frozen=True)
@@ -227,11 +257,10 @@ def rank_window_candidates(outputs: WindowOutput, window_starts: np.ndarray, cli
     extras = outputs.extras
     proposal = extras["proposal"]
     matching = extras.get("matching", np.zeros_like(proposal))
-    rows: list[list[float]] = []
-    for b, start in enumerate(np.asarray(window_starts).tolist()):
-        rows += window_rows(extras["spans_cxw"][b], proposal[b], matching[b], int(start), int(extras["lengths"][b]),
-                            clip_len, config.topk_span)
-    ranked = rank_rows(rows, config.nms_thd, config.max_before_nms, config.max_after_nms).fusion
+    per_window = windows_rows(extras["spans_cxw"], proposal, matching, window_starts, extras["lengths"], clip_len,
+                              config.topk_span) if len(proposal) else []
+    rows = [row for window in per_window for row in window]
+    ranked = suppress(score_fusion(rows), 2, config.nms_thd, config.max_before_nms, config.max_after_nms)
     if not ranked:
         return np.zeros((0, 2)), np.zeros(0)
     table = np.asarray(ranked, dtype=np.float64)
@@ -368,14 +397,91 @@ def _take(outputs: WindowOutput, index: np.ndarray) -> WindowOutput:
                         saliency=outputs.saliency[index], extras={k: v[index] for k, v in outputs.extras.items()})
 
 
-def _window_batches(video: np.ndarray, grid: np.ndarray, chunk: int):
+def _padded_windows(video: np.ndarray, grid: np.ndarray, rows: np.ndarray, length: int):
+    """(B, length, D) zero-padded frames of the windows `rows` and their (B,) lengths."""
+    lengths = grid[rows, 1] - grid[rows, 0]
+    batch = np.zeros((len(rows), length, video.shape[1]), dtype=np.float32)
+    for i, (s, e) in enumerate(grid[rows].tolist()):
+        batch[i, : e - s] = video[s:e]
+    return batch, lengths
+
+
+def _window_inputs(model, video: np.ndarray, grid: np.ndarray, rows: np.ndarray, length: int, query) -> dict:
+    frames, lengths = _padded_windows(video, grid, rows, length)
+    return model._batch(frames, query, lengths)
+
+
+@torch.no_grad()
+def first_stage(model, video: np.ndarray, query, grid: np.ndarray, keep: int | None = 0,
+                chunk: int = 8) -> tuple[np.ndarray, dict]:
+    """The learned window score (sigmoid(prob_soft), float32) of every window, `chunk` windows per forward, each
+    padded to the longest window as the official evaluation batches them; and the encodings
+    (`RGNet.encode_windows`) of the windows that may still rank among the first `keep` (None: all, 0: none),
+    so the second stage decodes them without encoding them again. Memory stays bounded: at most
+    keep + chunk encodings are held (more only on exact ties)."""
+    length = int((grid[:, 1] - grid[:, 0]).max())
+    scores = np.zeros(len(grid), dtype=np.float32)
+    cache: dict = {}
     for first in range(0, len(grid), chunk):
-        part = grid[first:first + chunk]
-        lengths = part[:, 1] - part[:, 0]
-        batch = np.zeros((len(part), int(lengths.max()), video.shape[1]), dtype=np.float32)
-        for i, (s, e) in enumerate(part):
-            batch[i, : e - s] = video[s:e]
-        yield batch, lengths
+        rows = np.arange(first, min(first + chunk, len(grid)))
+        batch = _window_inputs(model, video, grid, rows, length, query)
+        encoded = model.encode_windows(**batch)
+        scores[rows] = torch.sigmoid(model.retrieval_from(encoded)[:, 0]).cpu().numpy()
+        if keep == 0:
+            continue
+        cache.update({int(w): encoded.take(torch.tensor([i], device=encoded.src.device)) for i, w in enumerate(rows)})
+        if keep is not None and len(cache) > keep:
+            seen = scores[: rows[-1] + 1]
+            bar = np.sort(seen)[-keep]  # a window below the keep-th best seen so far can no longer be kept
+            cache = {w: e for w, e in cache.items() if not scores[w] < bar}
+    return scores, cache
+
+
+@dataclass(frozen=True)
+class StagedWindows:
+    """Both stages over a whole video: every window's first-stage score, the ranking and the kept windows'
+    candidates."""
+
+    scores: np.ndarray  # (W,) first-stage score per window index
+    order: np.ndarray  # all windows, best first (torch.sort descending, the official ranking)
+    kept: np.ndarray  # the first top_k of `order`
+    outputs: WindowOutput  # the kept windows' candidates, in `kept` order
+
+
+@torch.no_grad()
+def staged_windows(model, video: np.ndarray, query, grid: np.ndarray, top_k: int | None, clip_len: float,
+                   chunk: int = 8) -> StagedWindows | None:
+    """RGNet's official two stages with no work done twice: the first stage encodes every window once and
+    scores it with the retrieval token; the top `top_k` (None: all) are decoded from their kept encodings (the
+    decoder never runs on a discarded window); candidates as `predict_windows` gives them. Without a
+    retrieval token the official pre-filter (CONE's best frame cosine) ranks the windows, and only the kept
+    ones are encoded; with neither (no sentence embedding) None."""
+    video = np.asarray(video, dtype=np.float32)
+    grid = np.asarray(grid, dtype=np.int64).reshape(-1, 2)
+    prefilter = None
+    if model.config.qddetr:
+        scores, cache = first_stage(model, video, query, grid, top_k, chunk)
+    elif query.embedding is None:
+        return None
+    else:
+        device = next(model.parameters()).device
+        adapt = model.adapt_appearance if model.config.adapter_module == "linear" else None
+        prefilter = prefilter_window_scores(torch.from_numpy(video).to(device),
+                                            torch.from_numpy(query.embedding).to(device), grid, adapt).cpu()
+        scores, cache = prefilter.numpy(), {}
+    order = rank_windows(torch.from_numpy(scores))
+    kept = order if top_k is None else order[:top_k]
+    in_time = np.sort(kept)  # decoded in temporal order (the order of the encodings), then put in rank order
+    length = int((grid[:, 1] - grid[:, 0]).max())
+    parts = []
+    for first in range(0, len(in_time), chunk):
+        rows = in_time[first:first + chunk]
+        batch = _window_inputs(model, video, grid, rows, length, query)
+        encoded = EncodedWindows.cat([cache[int(w)] for w in rows]) if cache else model.encode_windows(**batch)
+        parts.append(model.window_output(batch, model.outputs_from(encoded), query, clip_len,
+                                         None if prefilter is None else prefilter[rows]))
+    outputs = _take(_concat_outputs(parts), np.searchsorted(in_time, kept))
+    return StagedWindows(scores=scores, order=order, kept=kept, outputs=outputs)
 
 
 @dataclass(frozen=True)
@@ -399,25 +505,17 @@ def clamp_moments(windows: np.ndarray, scores: np.ndarray, duration: float) -> t
 
 def long_video_moments(model, video_feats: np.ndarray, query, clip_len: float | None = None,
                        coarse_top_k: int | None = None, chunk: int = 8) -> LongVideoMoments:
-    """RGNet over a whole video through its contract methods only (what a generic long-video `ground()` does
-    with it): its window grid, its learned window scores, its candidates on the top `coarse_top_k` windows
-    (None: all) and its own fusion and NMS; then the moments are clamped to the video."""
+    """RGNet over a whole video as `ground()` runs it: its window grid, its learned window scores, its candidates
+    on the top `coarse_top_k` windows (None: all; `staged_windows`) and its own fusion and NMS; then the
+    moments are clamped to the video."""
     clip_len = model.input_spec.clip_len if clip_len is None else clip_len
     video = np.asarray(video_feats, dtype=np.float32)
-    query_input = model.query_input(query)
     grid = model.window_grid(len(video))
-    parts = [model.window_scores(b, query_input, clip_len, lengths=n) for b, n in _window_batches(video, grid, chunk)]
-    if any(p is None for p in parts):
+    staged = staged_windows(model, video, model.query_input(query), grid, coarse_top_k, clip_len, chunk)
+    if staged is None:
         raise QueryError("this RGNet checkpoint has no learned window score: the query needs its sentence "
                          "embedding to pre-filter the windows")
-    scores = np.concatenate(parts)
-    order = rank_windows(torch.from_numpy(scores))
-    kept = order if coarse_top_k is None else order[:coarse_top_k]
-    in_time = np.sort(kept)  # batches in temporal order; candidates then put in rank order
-    parts = [model.predict_windows(b, query_input, clip_len, lengths=n)
-             for b, n in _window_batches(video, grid[in_time], chunk)]
-    outputs = _take(_concat_outputs(parts), np.searchsorted(in_time, kept))
-    windows, fused = model.rank_moments(outputs, grid[kept, 0], clip_len)
+    windows, fused = model.rank_moments(staged.outputs, grid[staged.kept, 0], clip_len)
     windows, fused = clamp_moments(windows, fused, len(video) * clip_len)
-    return LongVideoMoments(windows=windows, scores=fused, window_order=order, window_scores=scores, grid=grid,
-                            outputs=outputs)
+    return LongVideoMoments(windows=windows, scores=fused, window_order=staged.order, window_scores=staged.scores,
+                            grid=grid, outputs=staged.outputs)
